@@ -1,0 +1,58 @@
+// Package session holds everything about session tokens that does not depend
+// on Caddy: where a token comes from, the keys that verify it, the verdict on
+// it, minting new ones, and the refresh-token stores.
+package session
+
+import "time"
+
+// Verdict is what the gate concludes about the access token of one request.
+type Verdict uint8
+
+const (
+	// Missing: no access token was sent (and no refresh hint either).
+	Missing Verdict = iota
+	// Valid: signature, algorithm and every claim check passed.
+	Valid
+	// Expired: everything checked except that "exp" is past (beyond leeway).
+	Expired
+	// Invalid: anything else. Never passed through.
+	Invalid
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Missing:
+		return "missing"
+	case Valid:
+		return "valid"
+	case Expired:
+		return "expired"
+	default:
+		return "invalid"
+	}
+}
+
+// Claim is one top-level scalar claim (string, number or boolean) as text.
+type Claim struct {
+	Name  string
+	Value string
+}
+
+// Result is the outcome of verifying one token. A Result is immutable once
+// returned, so it may be shared (for instance by a cache of verified tokens).
+type Result struct {
+	Verdict Verdict
+	// Subject is the "sub" claim ("" when absent).
+	Subject string
+	// SessionID is the "sid" claim ("" when absent).
+	SessionID string
+	// Claims are the top-level scalar claims, sorted by name.
+	Claims []Claim
+	// ExpiresAt is the "exp" claim; zero when the token never got that far.
+	ExpiresAt time.Time
+	// NotBefore is the "nbf" claim; zero when absent.
+	NotBefore time.Time
+	// Reason says why a token is Invalid or Expired, in words fit for a log
+	// line or an error_description. It never contains the token.
+	Reason string
+}
