@@ -1,0 +1,341 @@
+package sessiongate
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("session_gate", parseCaddyfile)
+	// Before basic_auth, so before handle, route, respond, reverse_proxy and
+	// file_server: no handler of the site runs ahead of the gate.
+	httpcaddyfile.RegisterDirectiveOrder("session_gate", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_gate [<matcher>] {
+//		cookie        <name>
+//		bearer        on|off
+//		secret        <key>
+//		public_key    <pem-file> [<kid>]
+//		jwks          <url|file>
+//		algorithms    <alg>...
+//		issuer        <iss>
+//		audience      <aud>...
+//		leeway        <duration>
+//		login_url     <url>
+//		return_param  <name>
+//		refresh_path  <path>
+//		signout_path  <path>
+//		refresh_hint_cookie <name>
+//		interstitial  <html-template-file>
+//		public        <path-pattern>...
+//		token_cache   <entries>|off
+//		refresh_upstream <upstream>... {
+//			<reverse_proxy subdirectives>
+//		}
+//		refresher {
+//			secret         <key>
+//			private_key    <pem-file> [<kid>]
+//			access_ttl     <duration>
+//			refresh_ttl    <duration>
+//			refresh_cookie <name>
+//			reuse_grace    <duration>
+//			store          memory | bolt [<file>] | redis <url> [<key-prefix>]
+//			issue_header   <name>
+//			jwks_path      <path>
+//		}
+//	}
+//
+// secret, public_key and jwks may be repeated; at least one key is needed
+// (a refresher's own key counts).
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gate)
+	d := h.Dispenser
+	for d.Next() {
+		if d.NextArg() {
+			return nil, d.Errf("session_gate: unexpected argument %q (settings go in a block)", d.Val())
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			var err error
+			if d.Val() == "refresh_upstream" {
+				err = g.parseRefreshUpstream(h, d)
+			} else {
+				err = g.parseSetting(d)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return g, nil
+}
+
+// UnmarshalCaddyfile reads everything but refresh_upstream, which needs the
+// Caddyfile helper (use the session_gate directive for that).
+func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for d.Next() {
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := g.parseSetting(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	switch name {
+	case "cookie":
+		return oneArg(d, &g.Cookie)
+	case "bearer":
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		on, err := parseOnOff(d, v)
+		g.Bearer = &on
+		return err
+	case "secret":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		g.Secrets = append(g.Secrets, s)
+	case "public_key":
+		pk, err := parseKeyFile(d)
+		if err != nil {
+			return err
+		}
+		g.PublicKeys = append(g.PublicKeys, pk)
+	case "jwks":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		g.JWKS = append(g.JWKS, s)
+	case "algorithms":
+		return manyArgs(d, &g.Algorithms)
+	case "issuer":
+		return oneArg(d, &g.Issuer)
+	case "audience":
+		return manyArgs(d, &g.Audience)
+	case "leeway":
+		return durationArg(d, &g.Leeway)
+	case "login_url":
+		return oneArg(d, &g.LoginURL)
+	case "return_param":
+		return oneArg(d, &g.ReturnParam)
+	case "refresh_path":
+		return oneArg(d, &g.RefreshPath)
+	case "signout_path":
+		return oneArg(d, &g.SignoutPath)
+	case "refresh_hint_cookie":
+		return oneArg(d, &g.RefreshHintCookie)
+	case "interstitial":
+		return oneArg(d, &g.Interstitial)
+	case "public":
+		return manyArgs(d, &g.Public)
+	case "token_cache":
+		return g.parseTokenCache(d)
+	case "refresher":
+		if g.Refresher != nil {
+			return d.Errf("session_gate: refresher already specified")
+		}
+		g.Refresher = new(RefresherConfig)
+		return g.Refresher.unmarshalCaddyfile(d)
+	default:
+		return d.Errf("session_gate: unrecognized subdirective %q", name)
+	}
+	return nil
+}
+
+// parseRefreshUpstream builds a reverse_proxy from the subdirective's own
+// arguments and block, the way forward_auth does.
+func (g *Gate) parseRefreshUpstream(h httpcaddyfile.Helper, d *caddyfile.Dispenser) error {
+	if g.RefreshUpstreamRaw != nil {
+		return d.Errf("session_gate: refresh_upstream already specified")
+	}
+	segment := d.NewFromNextSegment()
+	rp := new(reverseproxy.Handler)
+	if err := rp.UnmarshalCaddyfile(segment); err != nil {
+		return d.Errf("session_gate: refresh_upstream: %v", err)
+	}
+	if err := rp.FinalizeUnmarshalCaddyfile(h.WithDispenser(segment)); err != nil {
+		return d.Errf("session_gate: refresh_upstream: %v", err)
+	}
+	if len(rp.Upstreams) == 0 && rp.DynamicUpstreamsRaw == nil {
+		return d.Errf("session_gate: refresh_upstream needs at least one upstream")
+	}
+	g.RefreshUpstreamRaw = caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil)
+	return nil
+}
+
+func (g *Gate) parseTokenCache(d *caddyfile.Dispenser) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	if v == "off" {
+		g.TokenCache = -1
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return d.Errf("session_gate: token_cache wants a positive number of entries or off, not %q", v)
+	}
+	g.TokenCache = n
+	return nil
+}
+
+func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("session_gate: refresher takes no arguments, only a block")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "secret":
+			if err := oneArg(d, &rc.Secret); err != nil {
+				return err
+			}
+		case "private_key":
+			pk, err := parseKeyFile(d)
+			if err != nil {
+				return err
+			}
+			rc.PrivateKey = &pk
+		case "access_ttl":
+			if err := durationArg(d, &rc.AccessTTL); err != nil {
+				return err
+			}
+		case "refresh_ttl":
+			if err := durationArg(d, &rc.RefreshTTL); err != nil {
+				return err
+			}
+		case "reuse_grace":
+			if err := durationArg(d, &rc.ReuseGrace); err != nil {
+				return err
+			}
+		case "refresh_cookie":
+			if err := oneArg(d, &rc.RefreshCookie); err != nil {
+				return err
+			}
+		case "issue_header":
+			if err := oneArg(d, &rc.IssueHeader); err != nil {
+				return err
+			}
+		case "jwks_path":
+			if err := oneArg(d, &rc.JWKSPath); err != nil {
+				return err
+			}
+		case "store":
+			if err := rc.Store.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("session_gate: refresher: unrecognized subdirective %q", d.Val())
+		}
+	}
+	if rc.Secret != "" && rc.PrivateKey != nil {
+		return d.Errf("session_gate: refresher: secret and private_key cannot both be set")
+	}
+	return nil
+}
+
+func (sc *StoreConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if sc.Type != "" {
+		return d.Errf("session_gate: refresher: store already specified")
+	}
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("session_gate: refresher: store wants memory, bolt [<file>] or redis <url> [<prefix>]")
+	}
+	sc.Type = args[0]
+	switch {
+	case sc.Type == "memory" && len(args) == 1:
+	case sc.Type == "bolt" && len(args) <= 2:
+		if len(args) == 2 {
+			sc.Path = args[1]
+		}
+	case sc.Type == "redis" && (len(args) == 2 || len(args) == 3):
+		sc.URL = args[1]
+		if !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") {
+			return d.Errf("session_gate: refresher: store redis wants a redis:// or rediss:// URL, not %q", sc.URL)
+		}
+		if len(args) == 3 {
+			sc.Prefix = args[2]
+		}
+	default:
+		return d.Errf("session_gate: refresher: store wants memory, bolt [<file>] or redis <url> [<prefix>], not %q", strings.Join(args, " "))
+	}
+	return nil
+}
+
+func parseKeyFile(d *caddyfile.Dispenser) (PublicKeyFile, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return PublicKeyFile{}, d.Errf("session_gate: %s wants <pem-file> [<kid>]", name)
+	}
+	pk := PublicKeyFile{File: args[0]}
+	if len(args) == 2 {
+		pk.KID = args[1]
+	}
+	return pk, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, target *string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("session_gate: %s wants exactly one value", name)
+	}
+	*target = args[0]
+	return nil
+}
+
+func manyArgs(d *caddyfile.Dispenser, target *[]string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("session_gate: %s wants at least one value", name)
+	}
+	*target = append(*target, args...)
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, target *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return d.Errf("session_gate: %s %q is not a duration (like 30s or 15m)", name, s)
+	}
+	*target = caddy.Duration(dur)
+	return nil
+}
+
+func parseOnOff(d *caddyfile.Dispenser, v string) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, d.Errf("session_gate: %s wants on or off, not %q", "bearer", v)
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gate)(nil)

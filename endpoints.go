@@ -1,0 +1,199 @@
+package sessiongate
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// serveRefresh answers refresh_path: through refresh_upstream, the internal
+// refresher, or (with neither) the site's own handler. The token check does
+// not apply here; the endpoint rules do.
+func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if status := endpointRefusal(r); status != 0 {
+		return refuse(w, status)
+	}
+	formNav := isFormNavigation(r)
+	var returnPath string
+	if formNav {
+		returnPath = readReturnPath(r, g.ReturnParam)
+	}
+	switch {
+	case g.refresher != nil:
+		return g.refresher.serveRefresh(w, r, g, formNav, returnPath)
+	case g.upstream != nil:
+		if formNav {
+			w = g.newFormNavWriter(w, returnPath)
+		}
+		return g.upstream.ServeHTTP(w, r, next)
+	default:
+		if formNav {
+			w = g.newFormNavWriter(w, returnPath)
+		}
+		return next.ServeHTTP(w, r)
+	}
+}
+
+// serveSignout answers signout_path with the internal refresher; otherwise
+// the site (or the auth backend behind it) owns sign-out.
+func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if status := endpointRefusal(r); status != 0 {
+		return refuse(w, status)
+	}
+	if g.refresher == nil {
+		return next.ServeHTTP(g.watchIssue(w, r), r)
+	}
+	return g.refresher.serveSignout(w, r, g)
+}
+
+// endpointRefusal decides whether a request may use refresh_path or
+// signout_path: 0 when it may, else the status to answer. Only POST, and
+// nothing a browser marks as coming from another site: these endpoints change
+// cookies, so a cross-site form or fetch must not reach them.
+func endpointRefusal(r *http.Request) int {
+	if r.Method != http.MethodPost {
+		return http.StatusMethodNotAllowed
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return http.StatusForbidden
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, r) {
+		return http.StatusForbidden
+	}
+	return 0
+}
+
+// sameOrigin reports whether an Origin header names this site. The host must
+// match exactly (default ports aside); the scheme must be https when the
+// request came over TLS. Over plain HTTP either scheme is accepted, since a
+// TLS-terminating proxy in front of Caddy is common.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
+		return false // "null", opaque origins and garbage
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if r.TLS != nil {
+			return false
+		}
+	default:
+		return false
+	}
+	return strings.EqualFold(stripDefaultPort(u.Host, u.Scheme), stripDefaultPort(r.Host, u.Scheme))
+}
+
+func stripDefaultPort(host, scheme string) string {
+	if scheme == "https" {
+		return strings.TrimSuffix(host, ":443")
+	}
+	return strings.TrimSuffix(host, ":80")
+}
+
+// refuse answers a request the endpoint rules turned away.
+func refuse(w http.ResponseWriter, status int) error {
+	h := w.Header()
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", http.MethodPost)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(jsonMessage(http.StatusText(status)))
+	return err
+}
+
+func jsonMessage(msg string) []byte {
+	return []byte(`{"message":"` + strings.ToLower(msg) + `"}`)
+}
+
+// isFormNavigation reports whether a POST is the interstitial's <noscript>
+// form (or any other HTML form) rather than its script's fetch: such a
+// request wants a page, so the endpoint answers it with a 303.
+func isFormNavigation(r *http.Request) bool {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/x-www-form-urlencoded") &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// maxEndpointForm bounds the form body read from a refresh form post.
+const maxEndpointForm = 16 << 10
+
+// readReturnPath reads the return path field of a form post and puts the
+// body back, so that an upstream still receives it whole.
+func readReturnPath(r *http.Request, field string) string {
+	if r.Body == nil {
+		return "/"
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxEndpointForm+1))
+	if err != nil {
+		return "/"
+	}
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if len(body) > maxEndpointForm {
+		return "/"
+	}
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "/"
+	}
+	return SafeReturnPath(values.Get(field))
+}
+
+// formNavWriter turns the refresh endpoint's answer into a 303 for a form
+// navigation: to the return path on success, to login otherwise. Set-Cookie
+// and other headers of the real answer are kept; its body is dropped.
+type formNavWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	success, failure string
+	wroteHeader      bool
+}
+
+func (g *Gate) newFormNavWriter(w http.ResponseWriter, returnPath string) *formNavWriter {
+	return &formNavWriter{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		success:               returnPath,
+		failure:               g.loginTarget(returnPath),
+	}
+}
+
+func (fw *formNavWriter) WriteHeader(status int) {
+	if fw.wroteHeader || status < 200 {
+		return // 1xx are informational; the final status decides
+	}
+	fw.wroteHeader = true
+	h := fw.Header()
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Etag", "Last-Modified"} {
+		h.Del(k)
+	}
+	h.Set("Cache-Control", "no-store")
+	if status >= 200 && status < 300 {
+		h.Set("Location", fw.success)
+	} else {
+		h.Set("Location", fw.failure)
+	}
+	fw.ResponseWriterWrapper.WriteHeader(http.StatusSeeOther)
+}
+
+func (fw *formNavWriter) Write(p []byte) (int, error) {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	return len(p), nil
+}
+
+func (fw *formNavWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	return io.Copy(io.Discard, r)
+}

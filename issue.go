@@ -1,0 +1,81 @@
+package sessiongate
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// watchIssue wraps the writer of a request that goes on to the site, so that
+// a response carrying issue_header starts a session (with the internal
+// refresher) and the header itself never reaches the client.
+func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	return &issueWatcher{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		gate:                  g,
+		req:                   r,
+	}
+}
+
+type issueWatcher struct {
+	*caddyhttp.ResponseWriterWrapper
+	gate        *Gate
+	req         *http.Request
+	wroteHeader bool
+	discard     bool // the site's answer was replaced by an error; drop its body
+}
+
+func (iw *issueWatcher) WriteHeader(status int) {
+	if iw.wroteHeader {
+		return
+	}
+	if status >= 200 {
+		iw.wroteHeader = true
+	}
+	h := iw.Header()
+	if issue := h.Get(iw.gate.issueHeader); issue != "" || len(h.Values(iw.gate.issueHeader)) > 0 {
+		h.Del(iw.gate.issueHeader)
+		if iw.gate.refresher != nil {
+			if failed := iw.gate.refresher.startSession(iw.ResponseWriter, iw.req, iw.gate, issue); failed != 0 {
+				iw.discard = true
+				replaceWithError(h)
+				iw.ResponseWriterWrapper.WriteHeader(failed)
+				return
+			}
+		}
+	}
+	iw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (iw *issueWatcher) Write(p []byte) (int, error) {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.discard {
+		return len(p), nil
+	}
+	return iw.ResponseWriterWrapper.Write(p)
+}
+
+// ReadFrom keeps io.Copy (as file_server uses it) from bypassing WriteHeader.
+func (iw *issueWatcher) ReadFrom(r io.Reader) (int64, error) {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.discard {
+		return io.Copy(io.Discard, r)
+	}
+	return iw.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// replaceWithError clears what the site set for its own answer (it never
+// reaches the client) and leaves a plain error status.
+func replaceWithError(h http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", "0")
+}

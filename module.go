@@ -1,0 +1,567 @@
+// Package sessiongate is a Caddy HTTP handler that checks a session's access
+// token (a JWT) before the rest of the route runs, and answers a browser whose
+// token has expired with a page that refreshes the session and comes back.
+package sessiongate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/session-gate/session_gate/interstitial"
+	"github.com/session-gate/session_gate/session"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Defaults, as the contract fixes them.
+const (
+	DefaultCookie            = "sAccessToken"
+	DefaultLoginURL          = "/login"
+	DefaultReturnParam       = "redirectToPath"
+	DefaultRefreshPath       = "/refreshsession"
+	DefaultSignoutPath       = "/signout"
+	DefaultRefreshHintCookie = "sRefreshHint"
+	DefaultIssueHeader       = "Session-Gate-Issue"
+)
+
+// Gate checks the access token of every request it sees. A valid token lets
+// the request through with the token's claims as placeholders
+// ({http.auth.user.id} is "sub"); an expired one gets the refresh
+// interstitial (browser navigations) or a 401 an API client can act on; no
+// session at all means a redirect to login with a safe return path.
+//
+// Requests to refresh_path and signout_path are answered by the gate itself
+// (through refresh_upstream or the internal refresher) or, with neither,
+// passed on to the site.
+type Gate struct {
+	// Name of the cookie that carries the access token. Default: sAccessToken
+	Cookie string `json:"cookie,omitempty"`
+
+	// Also read "Authorization: Bearer <token>"; the header wins when both
+	// are sent. Default: true
+	Bearer *bool `json:"bearer,omitempty"`
+
+	// HMAC keys for HS256/384/512: raw text, or "base64:…" / "base64url:…" for
+	// binary keys. Placeholders such as {env.SESSION_SECRET} or
+	// {file./run/secrets/k} are expanded at provision. At least 32 bytes.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// RSA, ECDSA or Ed25519 public keys in PEM files (PKIX, PKCS#1 or a
+	// certificate), each optionally bound to a key id.
+	PublicKeys []PublicKeyFile `json:"public_keys,omitempty"`
+
+	// JWK Sets (an http(s) URL or a file); keys are chosen by "kid". A URL is
+	// refetched on an unknown kid (at most once per 5 minutes) and every
+	// hour; the last good set is kept when a fetch fails.
+	JWKS []string `json:"jwks,omitempty"`
+
+	// Allow-list of signing algorithms. Default: every algorithm the
+	// configured keys can verify; never "none".
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Required "iss" claim, when set.
+	Issuer string `json:"issuer,omitempty"`
+
+	// When set, "aud" must contain one of these.
+	Audience []string `json:"audience,omitempty"`
+
+	// Clock-skew allowance for exp and nbf. Default: 0s
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// Where a request without a session is sent. Its path always passes the
+	// gate, so that login never loops. Default: /login
+	LoginURL string `json:"login_url,omitempty"`
+
+	// Query parameter of login_url that carries the return path.
+	// Default: redirectToPath
+	ReturnParam string `json:"return_param,omitempty"`
+
+	// Path of the refresh endpoint that the interstitial calls.
+	// Default: /refreshsession
+	RefreshPath string `json:"refresh_path,omitempty"`
+
+	// Path of the sign-out endpoint. Default: /signout
+	SignoutPath string `json:"signout_path,omitempty"`
+
+	// A cookie whose presence means "a refresh token exists": a request with
+	// it but without an access token is treated like an expired one.
+	// Default: sRefreshHint
+	RefreshHintCookie string `json:"refresh_hint_cookie,omitempty"`
+
+	// An html/template file that replaces the built-in interstitial page.
+	Interstitial string `json:"interstitial,omitempty"`
+
+	// Path patterns (as in Caddy's path matcher) that pass without a
+	// session. Their responses are still watched for issue_header.
+	Public []string `json:"public,omitempty"`
+
+	// A handler, normally reverse_proxy, that answers refresh_path (and
+	// signout_path is then passed on to the site). At most one of
+	// refresh_upstream and refresher.
+	RefreshUpstreamRaw json.RawMessage `json:"refresh_upstream,omitempty" caddy:"namespace=http.handlers inline_key=handler"`
+
+	// The internal refresher: rotates refresh tokens in a store and mints
+	// access tokens itself.
+	Refresher *RefresherConfig `json:"refresher,omitempty"`
+
+	// How many verified tokens to remember, so that a token seen before costs
+	// a map lookup instead of a signature check; -1 turns the cache off.
+	// Default: 10000
+	TokenCache int `json:"token_cache,omitempty"`
+
+	source      session.Source
+	verifier    tokenVerifier
+	cache       *session.Cache
+	page        *interstitial.Page
+	public      caddyhttp.MatchPath
+	loginPath   string
+	loginPrefix string // login_url with "?<return_param>=" appended, ready for the escaped return path
+	issueHeader string
+	upstream    caddyhttp.MiddlewareHandler
+	refresher   *refresher
+	jwksPath    string // "\x00" (matches no path) unless the refresher serves its public key
+	cancel      context.CancelFunc
+	logger      *zap.Logger
+}
+
+// PublicKeyFile names a PEM public key and the key id it is bound to.
+type PublicKeyFile struct {
+	// Path of the PEM file.
+	File string `json:"file"`
+	// Key id: with one, only tokens carrying this "kid" are tried with the
+	// key; without, tokens with any kid or none whose algorithm fits it.
+	KID string `json:"kid,omitempty"`
+}
+
+// tokenVerifier is what the gate needs of a verifier; a cache of verified
+// tokens can stand in for the verifier without the gate noticing.
+type tokenVerifier interface {
+	Verify(token string) session.Result
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_gate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision fills defaults, loads keys, the interstitial template and the
+// refresh handler, so that serving a request prepares nothing.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.setDefaults()
+
+	vctx, cancel := context.WithCancel(ctx)
+	g.cancel = cancel
+
+	cfg, err := g.verifierConfig()
+	if err != nil {
+		return err
+	}
+	if g.Refresher != nil {
+		g.refresher, err = g.Refresher.provision(ctx, g, &cfg)
+		if err != nil {
+			return fmt.Errorf("session_gate: refresher: %w", err)
+		}
+	}
+	v, err := session.NewVerifier(vctx, cfg)
+	if err != nil {
+		return fmt.Errorf("session_gate: %w", err)
+	}
+	g.verifier = v
+	if g.TokenCache >= 0 {
+		if g.cache, err = session.NewCache(v, g.TokenCache, nil); err != nil {
+			return fmt.Errorf("session_gate: token_cache: %w", err)
+		}
+		g.verifier = g.cache
+	}
+
+	g.page, err = interstitial.New(g.Interstitial)
+	if err != nil {
+		return fmt.Errorf("session_gate: interstitial %s: %w", g.Interstitial, err)
+	}
+
+	if err := g.provisionPaths(ctx); err != nil {
+		return err
+	}
+
+	if g.RefreshUpstreamRaw != nil {
+		mod, err := ctx.LoadModule(g, "RefreshUpstreamRaw")
+		if err != nil {
+			return fmt.Errorf("session_gate: refresh_upstream: %w", err)
+		}
+		g.upstream = mod.(caddyhttp.MiddlewareHandler)
+	}
+	g.source = session.Source{Cookie: g.Cookie, Bearer: *g.Bearer}
+	g.jwksPath = "\x00"
+	if g.refresher != nil && g.refresher.jwksPath != "" {
+		g.jwksPath = g.refresher.jwksPath
+	}
+	return nil
+}
+
+func (g *Gate) setDefaults() {
+	if g.Cookie == "" {
+		g.Cookie = DefaultCookie
+	}
+	if g.Bearer == nil {
+		on := true
+		g.Bearer = &on
+	}
+	if g.LoginURL == "" {
+		g.LoginURL = DefaultLoginURL
+	}
+	if g.ReturnParam == "" {
+		g.ReturnParam = DefaultReturnParam
+	}
+	if g.RefreshPath == "" {
+		g.RefreshPath = DefaultRefreshPath
+	}
+	if g.SignoutPath == "" {
+		g.SignoutPath = DefaultSignoutPath
+	}
+	if g.RefreshHintCookie == "" {
+		g.RefreshHintCookie = DefaultRefreshHintCookie
+	}
+	g.issueHeader = DefaultIssueHeader
+	if g.Refresher != nil && g.Refresher.IssueHeader != "" {
+		g.issueHeader = g.Refresher.IssueHeader
+	}
+}
+
+// verifierConfig expands placeholders in the key settings and loads key files.
+func (g *Gate) verifierConfig() (session.VerifierConfig, error) {
+	repl := caddy.NewReplacer()
+	cfg := session.VerifierConfig{
+		Algorithms: g.Algorithms,
+		Issuer:     g.Issuer,
+		Audience:   g.Audience,
+		Leeway:     time.Duration(g.Leeway),
+		Logger:     g.logger,
+	}
+	for _, s := range g.Secrets {
+		key, err := parseSecretSetting(repl, s)
+		if err != nil {
+			return cfg, fmt.Errorf("session_gate: secret: %w", err)
+		}
+		cfg.Secrets = append(cfg.Secrets, key)
+	}
+	for _, pk := range g.PublicKeys {
+		key, err := loadPublicKey(repl.ReplaceKnown(pk.File, ""))
+		if err != nil {
+			return cfg, fmt.Errorf("session_gate: public_key %s: %w", pk.File, err)
+		}
+		cfg.PublicKeys = append(cfg.PublicKeys, session.PublicKey{Key: key, KID: pk.KID})
+	}
+	for _, j := range g.JWKS {
+		cfg.JWKS = append(cfg.JWKS, repl.ReplaceKnown(j, ""))
+	}
+	return cfg, nil
+}
+
+// parseSecretSetting expands placeholders ({env.X}, {file.path}) in a secret
+// setting and decodes it. The error never repeats the secret.
+func parseSecretSetting(repl *caddy.Replacer, setting string) ([]byte, error) {
+	expanded, err := repl.ReplaceOrErr(setting, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("expanding placeholders: %w", err)
+	}
+	return session.ParseSecret(strings.TrimRight(expanded, "\r\n"))
+}
+
+func loadPublicKey(file string) (any, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return session.ParsePublicKeyPEM(data)
+}
+
+// provisionPaths prepares the public matcher and the login redirect prefix.
+func (g *Gate) provisionPaths(ctx caddy.Context) error {
+	login, err := url.Parse(g.LoginURL)
+	if err != nil {
+		return fmt.Errorf("session_gate: login_url %q: %w", g.LoginURL, err)
+	}
+	if login.Host == "" {
+		g.loginPath = login.Path
+	}
+	sep := "?"
+	if login.RawQuery != "" {
+		sep = "&"
+	}
+	g.loginPrefix = g.LoginURL + sep + url.QueryEscape(g.ReturnParam) + "="
+
+	g.public = caddyhttp.MatchPath(append([]string(nil), g.Public...))
+	if len(g.public) > 0 {
+		if err := g.public.Provision(ctx); err != nil {
+			return fmt.Errorf("session_gate: public: %w", err)
+		}
+	}
+	return nil
+}
+
+// Validate says in plain words which setting is wrong.
+func (g *Gate) Validate() error {
+	if len(g.Secrets) == 0 && len(g.PublicKeys) == 0 && len(g.JWKS) == 0 &&
+		(g.Refresher == nil || !g.Refresher.hasKey()) {
+		return fmt.Errorf("session_gate: no key to verify tokens: set secret, public_key or jwks")
+	}
+	if g.RefreshUpstreamRaw != nil && g.Refresher != nil {
+		return fmt.Errorf("session_gate: refresh_upstream and refresher cannot both be set")
+	}
+	for name, p := range map[string]string{"refresh_path": g.RefreshPath, "signout_path": g.SignoutPath} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("session_gate: %s %q must be a path starting with /", name, p)
+		}
+	}
+	if g.RefreshPath == g.SignoutPath {
+		return fmt.Errorf("session_gate: refresh_path and signout_path must differ")
+	}
+	if !strings.HasPrefix(g.LoginURL, "/") && !strings.HasPrefix(g.LoginURL, "https://") && !strings.HasPrefix(g.LoginURL, "http://") {
+		return fmt.Errorf("session_gate: login_url %q must be a path or an http(s) URL", g.LoginURL)
+	}
+	if strings.HasPrefix(g.LoginURL, "//") {
+		return fmt.Errorf("session_gate: login_url %q must not be scheme-relative", g.LoginURL)
+	}
+	for _, c := range []string{g.Cookie, g.RefreshHintCookie} {
+		if !validCookieName(c) {
+			return fmt.Errorf("session_gate: %q is not a valid cookie name", c)
+		}
+	}
+	return nil
+}
+
+// Cleanup stops the background work Provision started (JWKS refresh, store
+// sweeps); modules loaded through the context are cleaned up by Caddy.
+func (g *Gate) Cleanup() error {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	if g.cache != nil {
+		g.cache.Close()
+	}
+	if g.refresher != nil {
+		return g.refresher.close()
+	}
+	return nil
+}
+
+// ServeHTTP classifies the request and either lets it through or answers it.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.URL.Path {
+	case g.RefreshPath:
+		return g.serveRefresh(w, r, next)
+	case g.SignoutPath:
+		return g.serveSignout(w, r, next)
+	case g.jwksPath:
+		return g.refresher.serveJWKS(w, r)
+	}
+	if g.isPublic(r) {
+		return next.ServeHTTP(g.watchIssue(w, r), r)
+	}
+
+	res := g.judge(r)
+	if res.Verdict == session.Valid {
+		publishUser(r, res)
+		return next.ServeHTTP(g.watchIssue(w, r), r)
+	}
+	g.logDenial(r, res)
+	nav := isNavigation(r)
+	switch {
+	case res.Verdict == session.Expired && nav:
+		return g.serveInterstitial(w, r, res)
+	case res.Verdict == session.Expired:
+		return writeUnauthorized(w, res.Reason, bodyTryRefresh)
+	case nav:
+		return g.redirectToLogin(w, r)
+	default:
+		return writeUnauthorized(w, res.Reason, bodyUnauthorised)
+	}
+}
+
+// judge finds the request's access token and verifies it.
+func (g *Gate) judge(r *http.Request) session.Result {
+	token := g.source.Token(r)
+	if token != "" {
+		return g.verifier.Verify(token)
+	}
+	if _, err := r.Cookie(g.RefreshHintCookie); err == nil {
+		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
+	}
+	return session.Result{Verdict: session.Missing, Reason: "no access token"}
+}
+
+func (g *Gate) isPublic(r *http.Request) bool {
+	if g.loginPath != "" && r.URL.Path == g.loginPath {
+		return true
+	}
+	return len(g.public) > 0 && g.public.Match(r)
+}
+
+// publishUser sets the placeholders the caddyauth way, so access logs show
+// user_id and php_fastcgi sets REMOTE_USER.
+func publishUser(r *http.Request, res session.Result) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	for _, c := range res.Claims {
+		repl.Set("http.auth.user."+c.Name, c.Value)
+	}
+	repl.Set("http.auth.user.id", res.Subject) // after the claims: a claim named "id" never wins over sub
+}
+
+// isNavigation tells a browser page load from an API call (contract §2).
+func isNavigation(r *http.Request) bool {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	if r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Sec-Fetch-Dest") != "" {
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, accept := range r.Header.Values("Accept") {
+		if strings.Contains(accept, "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// Precomputed JSON bodies of the 401 answers.
+var (
+	bodyTryRefresh   = []byte(`{"message":"try refresh token"}`)
+	bodyUnauthorised = []byte(`{"message":"unauthorised"}`)
+)
+
+// writeUnauthorized answers an API call whose session is not usable.
+func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error {
+	setUnauthorizedHeaders(w.Header(), reason)
+	return writeJSON(w, http.StatusUnauthorized, body)
+}
+
+func setUnauthorizedHeaders(h http.Header, reason string) {
+	h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(reason)+`"`)
+	h.Set("Cache-Control", "no-store")
+}
+
+// quoteSafe keeps an error_description inside its quoted-string.
+func quoteSafe(s string) string {
+	if strings.ContainsAny(s, "\"\\\r\n") {
+		return strings.Map(func(r rune) rune {
+			if r == '"' || r == '\\' || r == '\r' || r == '\n' {
+				return '\''
+			}
+			return r
+		}, s)
+	}
+	return s
+}
+
+// redirectToLogin sends a navigation without a usable session to login_url,
+// carrying where it was going.
+func (g *Gate) redirectToLogin(w http.ResponseWriter, r *http.Request) error {
+	status := http.StatusFound
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		status = http.StatusSeeOther // the login page is fetched with GET, whatever the original method
+	}
+	h := w.Header()
+	h.Set("Location", g.loginTarget(SafeReturnPath(originalRequestURI(r))))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return nil
+}
+
+// loginTarget is login_url with the return path in its query.
+func (g *Gate) loginTarget(returnPath string) string {
+	return g.loginPrefix + url.QueryEscape(returnPath)
+}
+
+// serveInterstitial answers an expired navigation with the refresh page; a
+// form POST's fields go into the page so it can re-submit them.
+func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res session.Result) error {
+	returnPath := SafeReturnPath(originalRequestURI(r))
+	data := interstitial.Data{
+		RefreshPath: g.RefreshPath,
+		LoginURL:    g.loginTarget(returnPath),
+		ReturnPath:  returnPath,
+		ReturnParam: g.ReturnParam,
+		Method:      r.Method,
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		fields, replayable := interstitial.CaptureForm(r, maxReplayBody)
+		data.FormFields = fields
+		data.FormDropped = !replayable
+	}
+	setUnauthorizedHeaders(w.Header(), res.Reason)
+	return g.page.Serve(w, data)
+}
+
+// maxReplayBody is the largest urlencoded form body the interstitial re-submits.
+const maxReplayBody = 64 << 10
+
+// logDenial records why a request was turned away, at Debug: denials are
+// expected traffic. Only a short fingerprint of the token is logged.
+func (g *Gate) logDenial(r *http.Request, res session.Result) {
+	c := g.logger.Check(zapcore.DebugLevel, "session denied")
+	if c == nil {
+		return
+	}
+	c.Write(
+		zap.String("verdict", res.Verdict.String()),
+		zap.String("reason", res.Reason),
+		zap.String("token_fp", fingerprint(g.source.Token(r))),
+		zap.String("path", r.URL.Path),
+	)
+}
+
+// fingerprint is a short, non-reversible name for a token, for logs.
+func fingerprint(token string) string {
+	if token == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
+}
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddy.Validator             = (*Gate)(nil)
+	_ caddy.CleanerUpper          = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+)
