@@ -1,0 +1,203 @@
+// Package interstitial renders the page that a browser navigation gets when its
+// access token has expired: a small self-contained HTML page whose script
+// refreshes the session (once across tabs) and then reloads the original URL,
+// re-submits a captured form, or goes to the login page.
+//
+// It knows nothing about Caddy or tokens: the caller decides that a request
+// deserves the page and passes the paths it needs in a [Data].
+package interstitial
+
+import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// DefaultReturnParam is the form field that carries the return path in the
+// page's no-JavaScript form when [Data.ReturnParam] is empty.
+const DefaultReturnParam = "redirectToPath"
+
+// Field is one name/value pair of a captured form body, in the order it was
+// sent. A name may occur more than once.
+type Field struct {
+	Name  string
+	Value string
+}
+
+// Data is what a template sees. The field names are part of the contract for
+// custom templates: {{.RefreshPath}}, {{.LoginURL}}, {{.ReturnPath}},
+// {{.ReturnParam}}, {{.Nonce}}, {{.FormFields}}, {{.Method}}, {{.FormDropped}}.
+type Data struct {
+	// RefreshPath is where the script POSTs to refresh the session, e.g.
+	// "/refreshsession".
+	RefreshPath string
+	// LoginURL is the complete login target, return path included, e.g.
+	// "/login?redirectToPath=%2Fa%3Fb%3D1". The page goes there when the
+	// refresh is refused or when it would loop.
+	LoginURL string
+	// ReturnPath is the sanitised, same-site relative path of the original
+	// request (path and query), e.g. "/a?b=1". The no-JavaScript form sends it
+	// to RefreshPath in the field named ReturnParam.
+	ReturnPath string
+	// ReturnParam names the form field that carries ReturnPath in the
+	// no-JavaScript form. Default: "redirectToPath".
+	ReturnParam string
+	// Nonce is the per-response CSP nonce for inline <script> and <style>
+	// elements. Serve fills it in; a value set by the caller is replaced.
+	Nonce string
+	// Method is the method of the original request ("GET", "POST", ...).
+	Method string
+	// FormFields are the fields of the original form body when it can be
+	// re-submitted (see CaptureForm); nil otherwise. The built-in page
+	// re-submits them only when Method is "POST" and FormFields is non-nil
+	// (an empty, non-nil slice re-submits an empty form).
+	FormFields []Field
+	// FormDropped says that the original request carried a body that could
+	// not be kept (too large, multipart, unreadable), so the page tells the
+	// user that the form must be filled in again.
+	FormDropped bool
+}
+
+// Page is a parsed interstitial template, ready to serve. It is safe for
+// concurrent use.
+type Page struct {
+	tmpl *template.Template
+}
+
+//go:embed page.html
+var builtin embed.FS
+
+// New parses the page: the built-in one when path is "", otherwise the Go
+// html/template file at path. A template that does not parse, refers to a
+// field that Data does not have, or fails to execute against sample data is
+// an error here, so that a configuration mistake never becomes a 500 later.
+func New(path string) (*Page, error) {
+	var (
+		t    *template.Template
+		err  error
+		name = path
+	)
+	if path == "" {
+		name = "built-in"
+		t, err = template.ParseFS(builtin, "page.html")
+	} else {
+		var src []byte
+		src, err = os.ReadFile(path)
+		if err == nil {
+			t, err = template.New(filepath.Base(path)).Parse(string(src))
+		}
+	}
+	if err == nil {
+		err = checkFields(t)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("interstitial template %s: %w", name, err)
+	}
+	// Executing escapes the template once (html/template does that lazily),
+	// which reports context errors such as an action inside a comment; the
+	// samples cover both sides of the usual {{if .FormFields}} and
+	// {{if .FormDropped}} branches.
+	for _, d := range samples {
+		d.Nonce = "c2FtcGxlLW5vbmNlLXNhbXBsZQ"
+		if err := t.Execute(discard{}, d); err != nil {
+			return nil, fmt.Errorf("interstitial template %s: %w", name, err)
+		}
+	}
+	return &Page{tmpl: t}, nil
+}
+
+var samples = []Data{
+	{
+		RefreshPath: "/refreshsession", LoginURL: "/login?redirectToPath=%2Fform", ReturnPath: "/form",
+		ReturnParam: DefaultReturnParam, Method: http.MethodPost,
+		FormFields: []Field{{Name: "name", Value: "value"}, {Name: "name", Value: "</script>"}},
+	},
+	{
+		RefreshPath: "/refreshsession", LoginURL: "/login?redirectToPath=%2F", ReturnPath: "/",
+		ReturnParam: DefaultReturnParam, Method: http.MethodPut, FormDropped: true,
+	},
+	{
+		RefreshPath: "/refreshsession", LoginURL: "/login?redirectToPath=%2F", ReturnPath: "/",
+		ReturnParam: DefaultReturnParam, Method: http.MethodGet,
+	},
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// The pages are a few KB; buffers that grew past maxPooled (a page with a
+// large captured form) are left to the garbage collector rather than kept.
+const maxPooled = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ErrNonce is returned by Serve when no random nonce could be made.
+var ErrNonce = errors.New("interstitial: cannot read random bytes for the CSP nonce")
+
+// Serve writes the page with status 401 Unauthorized. It fills d.Nonce with a
+// fresh random value (144 bits, base64url) and d.ReturnParam when empty, and sets
+// Content-Type, Cache-Control, X-Content-Type-Options, Referrer-Policy,
+// Content-Security-Policy and Content-Length; headers the caller set before
+// (such as WWW-Authenticate) stay. For d.Method "HEAD" only the headers are
+// written.
+//
+// The page is rendered into a buffer first: when Serve returns an error it has
+// written nothing, neither headers nor status, and the caller can answer with
+// an error of its own. Errors writing the body (a client that went away) are
+// not reported, because the response has been started by then.
+func (p *Page) Serve(w http.ResponseWriter, d Data) error {
+	// 144 bits in 24 base64url characters: no padding, and no "+" that
+	// html/template would write as "&#43;" in the nonce attributes.
+	var raw [18]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return ErrNonce
+	}
+	d.Nonce = base64.RawURLEncoding.EncodeToString(raw[:])
+	if d.ReturnParam == "" {
+		d.ReturnParam = DefaultReturnParam
+	}
+
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooled {
+			buf.Reset()
+			bufPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := p.tmpl.Execute(buf, d); err != nil {
+		return fmt.Errorf("interstitial: %w", err)
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", csp(d.Nonce))
+	h.Set("Content-Length", fmt.Sprint(buf.Len()))
+	w.WriteHeader(http.StatusUnauthorized)
+	if d.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+	return nil
+}
+
+// csp allows exactly the page's own inline script and style (by nonce), the
+// refresh fetch and form re-submission to this origin, and the data: favicon
+// that stops the browser from requesting /favicon.ico through the gate.
+// Nothing may frame the page, and no <base> may redirect its relative URLs.
+func csp(nonce string) string {
+	n := "'nonce-" + nonce + "'"
+	return "default-src 'none'; script-src " + n + "; style-src " + n +
+		"; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+}
