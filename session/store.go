@@ -1,0 +1,183 @@
+package session
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned by the refresher and the stores. Callers test them with
+// errors.Is; the stores wrap the underlying cause.
+var (
+	// ErrStoreUnavailable: the store could not be asked (unreachable, timed
+	// out, closed, disk error). The caller answers 503 and leaves cookies
+	// alone, because the session may well be fine.
+	ErrStoreUnavailable = errors.New("session store unavailable")
+	// ErrUnknownSession: the refresh token is malformed or forged, or its
+	// session does not exist, has expired or was revoked. The caller answers
+	// 401 and clears the cookies.
+	ErrUnknownSession = errors.New("unknown, expired or revoked session")
+	// ErrTokenReuse: a genuine refresh token was presented again after its
+	// rotation, past the grace period. The session has been revoked (token
+	// theft); the caller answers 401 and clears the cookies.
+	ErrTokenReuse = errors.New("refresh token reused: session revoked")
+)
+
+// Session is what a store keeps about one login. It never holds a refresh
+// token, only SHA-256 hashes of one, so a leaked store cannot be replayed.
+type Session struct {
+	// ID is the session id: the "sid" claim and the first part of every
+	// refresh token of the session.
+	ID      string
+	Subject string
+	// Claims are copied into every access token minted for the session. The
+	// memory store returns the values it was given; bolt and Redis return
+	// them decoded from JSON (numbers as json.Number).
+	Claims map[string]any
+	// Created is when the session started; Expires is when its current
+	// refresh token stops working (each rotation moves it); RotatedAt is the
+	// last rotation (zero before the first).
+	Created, Expires, RotatedAt time.Time
+	// Generation counts rotations; the current refresh token carries it.
+	Generation uint64
+	// Current is the hash of the refresh token that rotates the session;
+	// Previous is the hash of the one it replaced (zero before the first
+	// rotation), still honoured for the grace period.
+	Current, Previous [32]byte
+	// Revoked sessions are kept until they expire so that a late
+	// presentation can be logged, but they never refresh.
+	Revoked bool
+}
+
+// Outcome is what a rotation attempt found.
+type Outcome uint8
+
+const (
+	// Unknown: no such session, or it expired or was revoked; or the token
+	// is from a generation the store never reached (the store lost writes,
+	// so this is not theft). Nothing changed.
+	Unknown Outcome = iota
+	// Rotated: the presented token was the current one. Previous = Current,
+	// Current = next, Generation+1, RotatedAt = now, Expires = now+ttl. A
+	// replay of the very same rotation (same presented and next, as a client
+	// library's retry after a lost reply sends) also answers Rotated and
+	// changes nothing, so a retry never looks like theft.
+	Rotated
+	// Grace: the presented token was the previous one and now is before
+	// RotatedAt+grace. Nothing changed: the grace runs from the rotation and
+	// does not slide, so a stolen token gets no more than that.
+	Grace
+	// Reused: a genuine token of this session that is neither current nor
+	// in its grace period. The store revoked the session in the same atomic
+	// step.
+	Reused
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Rotated:
+		return "rotated"
+	case Grace:
+		return "grace"
+	case Reused:
+		return "reused"
+	default:
+		return "unknown"
+	}
+}
+
+// RotateRequest is one refresh, as the refresher hands it to a store.
+type RotateRequest struct {
+	// ID names the session.
+	ID string
+	// Generation is the one the presented token carries. A token from a
+	// generation beyond the session's can only mean the store lost writes
+	// (a restore, an unsynced Redis failover): Unknown, not Reused.
+	Generation uint64
+	// Presented is the hash of the token the client sent; Next the hash of
+	// the token that replaces it when the rotation happens.
+	Presented, Next [32]byte
+	// Now is the refresher's clock; stores never read their own, so tests
+	// and every Caddy sharing a store judge time alike.
+	Now time.Time
+	// Grace is how long a rotated token keeps working; TTL is how long the
+	// new one lives.
+	Grace, TTL time.Duration
+}
+
+// Store keeps sessions. Every method is safe for concurrent use, and Rotate
+// is one atomic step however many processes share the store. Failures to
+// reach the store are returned wrapped in ErrStoreUnavailable.
+type Store interface {
+	// Create saves a new session; it expires at s.Expires.
+	Create(ctx context.Context, s *Session) error
+	// Rotate checks a presented refresh token and rotates the session when
+	// the token is current (see Outcome). The Session returned is the state
+	// after the step; it is zero for Unknown when nothing was found.
+	Rotate(ctx context.Context, r RotateRequest) (Session, Outcome, error)
+	// Get returns a stored session as it is, revoked or expired ones
+	// included; ok is false when there is none.
+	Get(ctx context.Context, id string) (s Session, ok bool, err error)
+	// Revoke marks a session revoked. Revoking an unknown session is not an
+	// error: sign-out is idempotent.
+	Revoke(ctx context.Context, id string) error
+	// Close releases the store; later calls fail with ErrStoreUnavailable.
+	Close() error
+}
+
+// decideRotation is the decision every store makes, applied to a copy it has read
+// inside its own atomic step: it returns the new state and the outcome.
+// write tells whether s changed and must be saved.
+func decideRotation(s Session, r RotateRequest) (out Session, o Outcome, write bool) {
+	if s.Revoked || !r.Now.Before(s.Expires) {
+		return s, Unknown, false
+	}
+	if tokenHashEqual(r.Presented, s.Current) {
+		s.Previous, s.Current = s.Current, r.Next
+		s.Generation++
+		s.RotatedAt = r.Now
+		s.Expires = r.Now.Add(r.TTL)
+		return s, Rotated, true
+	}
+	if !s.RotatedAt.IsZero() && tokenHashEqual(r.Presented, s.Previous) {
+		if tokenHashEqual(r.Next, s.Current) {
+			return s, Rotated, false // a replay of the rotation that made Current
+		}
+		if r.Now.Before(s.RotatedAt.Add(r.Grace)) {
+			return s, Grace, false
+		}
+	}
+	if r.Generation > s.Generation {
+		return s, Unknown, false
+	}
+	s.Revoked = true
+	return s, Reused, true
+}
+
+func tokenHashEqual(a, b [32]byte) bool {
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// storeUnavailable wraps a store failure so that errors.Is(err,
+// ErrStoreUnavailable) holds and the cause stays visible.
+func storeUnavailable(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, op, err)
+}
+
+// copySessionClaims returns a shallow copy so that a store's record never shares a
+// map with a caller who might change it.
+func copySessionClaims(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

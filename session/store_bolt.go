@@ -1,0 +1,442 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+const (
+	// boltLockTimeout bounds the wait for the file lock: another process
+	// holding the file must make Open fail, not hang Caddy's start.
+	boltLockTimeout = time.Second
+	// boltSweepEvery is how often expired sessions are deleted.
+	boltSweepEvery = 10 * time.Minute
+	// boltSweepBatch bounds one sweep transaction, so a large backlog never
+	// holds the writer lock (and so refreshes) for long.
+	boltSweepBatch = 1000
+)
+
+var (
+	boltSessions = []byte("sessions") // id → encoded Session
+	boltExpiry   = []byte("expiry")   // expires (8 bytes, big endian ns) || id → nothing
+)
+
+// boltFile is one open database, shared by every BoltStore of this process
+// that names the same path. bbolt locks its file exclusively, and a Caddy
+// reload provisions the new config before it cleans up the old one: without
+// sharing, the new config would wait for a lock its own process holds.
+type boltFile struct {
+	key    string
+	db     *bolt.DB
+	logger *zap.Logger
+	refs   int // guarded by boltFiles.mu
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+var boltFiles = struct {
+	mu sync.Mutex
+	m  map[string]*boltFile
+}{m: make(map[string]*boltFile)}
+
+// BoltStore keeps sessions in a bbolt file, so they survive restarts. One
+// process at a time can use the file; within a process, every BoltStore
+// opened on the same path shares one database, closed with the last of them.
+// Expired sessions are deleted every 10 minutes and when the file is opened.
+type BoltStore struct {
+	f      *boltFile
+	closed atomic.Bool
+}
+
+// OpenBoltStore opens (creating it and its directory when needed) the bbolt
+// file at path. It fails after 1 s when another process holds the file. A
+// nil logger logs nothing.
+func OpenBoltStore(path string, logger *zap.Logger) (*BoltStore, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("bolt store %q: %w", path, err)
+	}
+	boltFiles.mu.Lock()
+	defer boltFiles.mu.Unlock()
+	if f, ok := boltFiles.m[key]; ok {
+		f.refs++
+		return &BoltStore{f: f}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		return nil, fmt.Errorf("bolt store %q: %w", path, err)
+	}
+	db, err := bolt.Open(key, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("bolt store %q: file is locked by another process (after %s)", path, boltLockTimeout)
+		}
+		return nil, fmt.Errorf("bolt store %q: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(boltSessions); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(boltExpiry)
+		return err
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt store %q: %w", path, err)
+	}
+	f := &boltFile{
+		key:    key,
+		db:     db,
+		logger: logger.With(zap.String("bolt_file", key)),
+		refs:   1,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	boltFiles.m[key] = f
+	go f.sweepLoop()
+	return &BoltStore{f: f}, nil
+}
+
+func (f *boltFile) sweepLoop() {
+	defer close(f.done)
+	t := time.NewTicker(boltSweepEvery)
+	defer t.Stop()
+	for {
+		n, err := sweepBolt(f.db, time.Now())
+		if err != nil {
+			f.logger.Warn("sweeping expired sessions failed", zap.Error(err))
+		} else if n > 0 {
+			f.logger.Debug("swept expired sessions", zap.Int("count", n))
+		}
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases this handle; the file closes (and its sweeper stops) when
+// the last handle on it is closed. Closing twice is harmless.
+func (b *BoltStore) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	boltFiles.mu.Lock()
+	b.f.refs--
+	last := b.f.refs == 0
+	if last {
+		delete(boltFiles.m, b.f.key)
+	}
+	boltFiles.mu.Unlock()
+	if !last {
+		return nil
+	}
+	close(b.f.stop)
+	<-b.f.done
+	return b.f.db.Close()
+}
+
+func (b *BoltStore) db() (*bolt.DB, error) {
+	if b.closed.Load() {
+		return nil, errStoreClosed
+	}
+	return b.f.db, nil
+}
+
+// Create implements Store.
+func (b *BoltStore) Create(_ context.Context, s *Session) error {
+	db, err := b.db()
+	if err != nil {
+		return storeUnavailable("create", err)
+	}
+	v, err := encodeBoltSession(s)
+	if err != nil {
+		return err // claims that do not marshal: the caller's mistake, not an outage
+	}
+	return storeUnavailable("create", db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(boltSessions).Put([]byte(s.ID), v); err != nil {
+			return err
+		}
+		return tx.Bucket(boltExpiry).Put(boltExpiryKey(s.Expires, s.ID), nil)
+	}))
+}
+
+// Rotate implements Store. It first decides in a read-only transaction,
+// which needs no fsync: only when the decision writes does it take the
+// writer lock and decide again there, and that second decision is the one
+// that counts. Concurrent presentations of one token thus cost a single
+// write (the rotation); the others are answered from a snapshot.
+func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome, error) {
+	db, err := b.db()
+	if err != nil {
+		return Session{}, Unknown, storeUnavailable("rotate", err)
+	}
+	var (
+		out   Session
+		o     Outcome
+		write bool
+	)
+	decide := func(tx *bolt.Tx) error {
+		v := tx.Bucket(boltSessions).Get([]byte(r.ID))
+		if v == nil {
+			out, o, write = Session{}, Unknown, false
+			return nil
+		}
+		s, err := decodeBoltSession(r.ID, v)
+		if err != nil {
+			return err
+		}
+		out, o, write = decideRotation(s, r)
+		if !write || !tx.Writable() {
+			return nil
+		}
+		nv, err := encodeBoltSession(&out)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(boltSessions).Put([]byte(r.ID), nv); err != nil {
+			return err
+		}
+		if !out.Expires.Equal(s.Expires) {
+			ex := tx.Bucket(boltExpiry)
+			if err := ex.Delete(boltExpiryKey(s.Expires, r.ID)); err != nil {
+				return err
+			}
+			return ex.Put(boltExpiryKey(out.Expires, r.ID), nil)
+		}
+		return nil
+	}
+	if err := db.View(decide); err != nil {
+		return Session{}, Unknown, storeUnavailable("rotate", err)
+	}
+	if !write {
+		return out, o, nil
+	}
+	if err := db.Update(decide); err != nil {
+		return Session{}, Unknown, storeUnavailable("rotate", err)
+	}
+	return out, o, nil
+}
+
+// Get implements Store.
+func (b *BoltStore) Get(_ context.Context, id string) (Session, bool, error) {
+	db, err := b.db()
+	if err != nil {
+		return Session{}, false, storeUnavailable("get", err)
+	}
+	var (
+		s  Session
+		ok bool
+	)
+	err = db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(boltSessions).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		var err error
+		s, err = decodeBoltSession(id, v)
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return Session{}, false, storeUnavailable("get", err)
+	}
+	return s, ok, nil
+}
+
+// Revoke implements Store.
+func (b *BoltStore) Revoke(_ context.Context, id string) error {
+	db, err := b.db()
+	if err != nil {
+		return storeUnavailable("revoke", err)
+	}
+	return storeUnavailable("revoke", db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(boltSessions)
+		v := bk.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		s, err := decodeBoltSession(id, v)
+		if err != nil {
+			return err
+		}
+		if s.Revoked {
+			return nil
+		}
+		s.Revoked = true
+		nv, err := encodeBoltSession(&s)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(id), nv)
+	}))
+}
+
+// Sweep deletes sessions that expired before now and returns how many. The
+// store runs it by itself every 10 minutes; it is exported for tests.
+func (b *BoltStore) Sweep(now time.Time) (int, error) {
+	db, err := b.db()
+	if err != nil {
+		return 0, storeUnavailable("sweep", err)
+	}
+	n, err := sweepBolt(db, now)
+	return n, storeUnavailable("sweep", err)
+}
+
+// sweepBolt walks the expiry index from the oldest entry, so its cost
+// follows the number of expired sessions, not of all sessions.
+func sweepBolt(db *bolt.DB, now time.Time) (int, error) {
+	limit := boltTime(now)
+	total := 0
+	for {
+		n := 0
+		err := db.Update(func(tx *bolt.Tx) error {
+			ex, ss := tx.Bucket(boltExpiry), tx.Bucket(boltSessions)
+			var dead [][]byte
+			c := ex.Cursor()
+			for k, _ := c.First(); k != nil && len(dead) < boltSweepBatch; k, _ = c.Next() {
+				if len(k) < 8 || binary.BigEndian.Uint64(k[:8]) > limit {
+					break
+				}
+				dead = append(dead, bytes.Clone(k))
+			}
+			// Deleting after the walk: a bbolt cursor may skip an entry when
+			// the one under it is deleted.
+			for _, k := range dead {
+				if err := ex.Delete(k); err != nil {
+					return err
+				}
+				if err := ss.Delete(k[8:]); err != nil {
+					return err
+				}
+			}
+			n = len(dead)
+			return nil
+		})
+		total += n
+		if err != nil || n < boltSweepBatch {
+			return total, err
+		}
+	}
+}
+
+func boltExpiryKey(t time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, boltTime(t))
+	return append(k, id...)
+}
+
+// boltTime is t in Unix nanoseconds, 0 for the zero time (whose UnixNano is
+// not defined) and for anything before 1970.
+func boltTime(t time.Time) uint64 {
+	if t.IsZero() || t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func fromBoltTime(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(n))
+}
+
+// The record layout, version 1. A binary layout rather than JSON because
+// every rotation decodes and encodes one, inside the writer lock.
+//
+//	0      version (1)
+//	1:9    generation
+//	9:17   created   (Unix ns)
+//	17:25  expires   (Unix ns)
+//	25:33  rotatedAt (Unix ns, 0 when never)
+//	33     flags (bit 0: revoked)
+//	34:66  current hash
+//	66:98  previous hash
+//	98:    uvarint len(subject), subject, then the claims as JSON (may be empty)
+const (
+	boltVersion    = 1
+	boltHeaderSize = 98
+)
+
+func encodeBoltSession(s *Session) ([]byte, error) {
+	var claims []byte
+	if len(s.Claims) > 0 {
+		var err error
+		if claims, err = json.Marshal(s.Claims); err != nil {
+			return nil, fmt.Errorf("session claims: %w", err)
+		}
+	}
+	v := make([]byte, boltHeaderSize, boltHeaderSize+binary.MaxVarintLen64+len(s.Subject)+len(claims))
+	v[0] = boltVersion
+	binary.BigEndian.PutUint64(v[1:], s.Generation)
+	binary.BigEndian.PutUint64(v[9:], boltTime(s.Created))
+	binary.BigEndian.PutUint64(v[17:], boltTime(s.Expires))
+	binary.BigEndian.PutUint64(v[25:], boltTime(s.RotatedAt))
+	if s.Revoked {
+		v[33] = 1
+	}
+	copy(v[34:66], s.Current[:])
+	copy(v[66:98], s.Previous[:])
+	v = binary.AppendUvarint(v, uint64(len(s.Subject)))
+	v = append(v, s.Subject...)
+	return append(v, claims...), nil
+}
+
+func decodeBoltSession(id string, v []byte) (Session, error) {
+	if len(v) < boltHeaderSize || v[0] != boltVersion {
+		return Session{}, fmt.Errorf("session %s: unreadable record (version or length)", id)
+	}
+	s := Session{
+		ID:         id,
+		Generation: binary.BigEndian.Uint64(v[1:]),
+		Created:    fromBoltTime(binary.BigEndian.Uint64(v[9:])),
+		Expires:    fromBoltTime(binary.BigEndian.Uint64(v[17:])),
+		RotatedAt:  fromBoltTime(binary.BigEndian.Uint64(v[25:])),
+		Revoked:    v[33]&1 != 0,
+	}
+	copy(s.Current[:], v[34:66])
+	copy(s.Previous[:], v[66:98])
+	rest := v[boltHeaderSize:]
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || uint64(len(rest)-w) < n {
+		return Session{}, fmt.Errorf("session %s: unreadable record (subject)", id)
+	}
+	s.Subject = string(rest[w : w+int(n)])
+	if claims := rest[w+int(n):]; len(claims) > 0 {
+		var err error
+		if s.Claims, err = decodeSessionClaims(claims); err != nil {
+			return Session{}, fmt.Errorf("session %s: %w", id, err)
+		}
+	}
+	return s, nil
+}
+
+// decodeSessionClaims keeps numbers as json.Number so that a large integer claim
+// comes back into the access token exactly as it went in.
+func decodeSessionClaims(data []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("session claims: %w", err)
+	}
+	return m, nil
+}
+
+var _ Store = (*BoltStore)(nil)
