@@ -1,0 +1,546 @@
+package interstitial
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"html/template"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/interstitial-light.png and docs/interstitial-dark.png")
+
+const chromiumPath = "/usr/bin/chromium"
+
+// startBrowser launches one headless Chromium for the calling test, with a
+// fresh profile that is removed afterwards, and returns its first tab.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %s is missing: %v", chromiumPath, err)
+		}
+		t.Skipf("%s not found: install Chromium (apt-get install chromium) to run the browser tests", chromiumPath)
+	}
+	dir, err := os.MkdirTemp("", "session_gate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox, // needed as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(dir),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		// Chromium's children can still write to the profile for a moment
+		// after the browser is gone.
+		for range 50 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", dir)
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	return ctx
+}
+
+// newTab opens a tab in the browser; each case also gets its own server, so
+// its own origin and so its own storage and locks.
+func newTab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancelT := context.WithTimeout(ctx, 20*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// site is a stand-in for the gate: /app answers with the interstitial until a
+// refresh has succeeded, and /refresh answers what the case wants.
+type site struct {
+	t      *testing.T
+	srv    *httptest.Server
+	page   *Page
+	events chan string
+
+	mu       sync.Mutex
+	status   int           // /refresh answer; 0 hangs until the client goes away
+	delay    time.Duration // before /refresh answers
+	posts    int
+	accept   []string // Accept headers of the refresh POSTs
+	fresh    bool     // a refresh succeeded: /app serves content
+	stubborn bool     // /app keeps serving the interstitial anyway
+	shown    int      // interstitials served
+
+	refreshPath string // Data.RefreshPath; default /refresh
+}
+
+func newSite(t *testing.T, status int) *site {
+	t.Helper()
+	s := &site{t: t, page: mustNew(t, ""), status: status, events: make(chan string, 1000)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/refresh", s.refresh)
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		s.event("login " + r.URL.RequestURI())
+		fmt.Fprint(w, "<!doctype html><title>login</title><p>login")
+	})
+	mux.HandleFunc("/form", s.form)
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		s.event("favicon")
+		http.NotFound(w, r)
+	})
+	mux.HandleFunc("/", s.app)
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *site) event(e string) {
+	s.t.Logf("server: %q", e)
+	s.events <- e
+}
+
+func (s *site) set(f func(s *site)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func (s *site) count() (posts, shown int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.posts, s.shown
+}
+
+func (s *site) refresh(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	s.posts++
+	n, status, delay := s.posts, s.status, s.delay
+	s.accept = append(s.accept, r.Header.Get("Accept"))
+	s.mu.Unlock()
+	s.event(fmt.Sprintf("refresh %d", n))
+	if status == 0 {
+		<-r.Context().Done()
+		return
+	}
+	select {
+	case <-time.After(delay):
+	case <-r.Context().Done():
+		return
+	}
+	ok := status >= 200 && status < 300
+	if ok {
+		s.set(func(s *site) { s.fresh = true })
+	}
+	// The no-JavaScript form: 303 to the return path, as the contract says.
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		ret := r.PostFormValue(DefaultReturnParam)
+		s.event("refresh form " + ret)
+		if !ok {
+			ret = "/login"
+		}
+		http.Redirect(w, r, ret, http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprint(w, `{"status":"OK"}`)
+}
+
+func (s *site) app(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	content := s.fresh && !s.stubborn
+	refreshPath := cmp.Or(s.refreshPath, "/refresh")
+	if !content {
+		s.shown++
+	}
+	s.mu.Unlock()
+	if content {
+		body, _ := io.ReadAll(r.Body)
+		s.event(fmt.Sprintf("content %s %s %s", r.Method, r.URL.RequestURI(), body))
+		fmt.Fprint(w, "<!doctype html><title>content</title><p id=content>content")
+		return
+	}
+	fields, replay := CaptureForm(r, 64<<10)
+	s.event(fmt.Sprintf("interstitial %s %s %d", r.Method, r.URL.RequestURI(), len(fields)))
+	ret := r.URL.RequestURI()
+	err := s.page.Serve(w, Data{
+		RefreshPath: refreshPath,
+		LoginURL:    "/login?redirectToPath=" + url.QueryEscape(ret),
+		ReturnPath:  ret,
+		Method:      r.Method,
+		FormFields:  fields,
+		FormDropped: !replay && r.Method != http.MethodGet && r.Method != http.MethodHead,
+	})
+	if err != nil {
+		s.t.Errorf("Serve: %v", err)
+	}
+}
+
+var formPage = template.Must(template.New("").Parse(`<!doctype html><title>form</title>
+<form method="post" action="/app?x=1" enctype="{{.Enctype}}">{{range .Fields}}
+<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}
+</form>`))
+
+// replayFields go through a browser form and back: repeated names, names that
+// shadow form properties, and the hostile strings of TestEscaping.
+var replayFields = []Field{
+	{"b", "2"}, {"a", "1"}, {"b", "3"}, {"submit", "s"}, {"action", "/elsewhere"}, {"method", "get"},
+	{hostile, hostile}, {"note", "line1\r\nline2 ✓"}, {"empty", ""},
+}
+
+func (s *site) form(w http.ResponseWriter, r *http.Request) {
+	enctype := r.URL.Query().Get("enctype")
+	if enctype == "" {
+		enctype = "application/x-www-form-urlencoded"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := formPage.Execute(w, map[string]any{"Enctype": enctype, "Fields": replayFields}); err != nil {
+		s.t.Error(err)
+	}
+}
+
+// wait consumes server events until one starts with prefix.
+func (s *site) wait(prefix string, timeout time.Duration) string {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e := <-s.events:
+			if strings.HasPrefix(e, prefix) {
+				return e
+			}
+		case <-deadline:
+			s.t.Fatalf("no %q from the browser within %v", prefix, timeout)
+		}
+	}
+}
+
+// open starts a navigation without waiting for the load event: the page may
+// well navigate away again before it fires.
+func open(t *testing.T, ctx context.Context, u string) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u}); err != nil {
+		t.Fatalf("navigate %s: %v", u, err)
+	}
+}
+
+// waitJS evaluates expr until it returns want; evaluation errors (a
+// navigation in progress) just mean "not yet".
+func waitJS(t *testing.T, ctx context.Context, expr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(8 * time.Second)
+	var got string
+	for time.Now().Before(deadline) {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err == nil && v == want {
+			return
+		}
+		if err == nil {
+			got = v
+		} else {
+			got = "error: " + err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s = %q, want %q", expr, got, want)
+}
+
+// visible is a JS expression: "visible" when the element is shown.
+func visible(id string) string {
+	return fmt.Sprintf(`(function(){var e=document.getElementById(%q);return e&&e.offsetParent!==null?"visible":"hidden"})()`, id)
+}
+
+const heading = `document.getElementById("t")?document.getElementById("t").textContent:""`
+
+func TestBrowser(t *testing.T) {
+	browser := startBrowser(t)
+
+	t.Run("refresh 200 reloads the URL", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		ctx := newTab(t, browser)
+		open(t, ctx, s.srv.URL+"/app?b=1#frag")
+		s.wait("interstitial GET /app?b=1", 5*time.Second)
+		s.wait("refresh 1", 5*time.Second)
+		s.wait("content GET /app?b=1", 5*time.Second)
+		waitJS(t, ctx, "document.title+' '+location.href", "content "+s.srv.URL+"/app?b=1#frag")
+		if posts, _ := s.count(); posts != 1 {
+			t.Errorf("%d refresh POSTs, want 1", posts)
+		}
+		s.set(func(s *site) {
+			if !slices.Equal(s.accept, []string{"application/json"}) {
+				t.Errorf("refresh Accept headers %q", s.accept)
+			}
+		})
+	})
+
+	t.Run("refresh 401 goes to login", func(t *testing.T) {
+		s := newSite(t, http.StatusUnauthorized)
+		ctx := newTab(t, browser)
+		open(t, ctx, s.srv.URL+"/app?b=1")
+		s.wait("login /login?redirectToPath=%2Fapp%3Fb%3D1", 5*time.Second)
+		waitJS(t, ctx, "document.title+' '+location.pathname+location.search", "login /login?redirectToPath=%2Fapp%3Fb%3D1")
+		if posts, _ := s.count(); posts != 1 {
+			t.Errorf("%d refresh POSTs, want 1", posts)
+		}
+	})
+
+	t.Run("refresh 403 goes to login", func(t *testing.T) {
+		s := newSite(t, http.StatusForbidden)
+		ctx := newTab(t, browser)
+		open(t, ctx, s.srv.URL+"/app")
+		s.wait("login /login?redirectToPath=%2Fapp", 5*time.Second)
+	})
+
+	t.Run("refresh 500 retries then offers Retry", func(t *testing.T) {
+		s := newSite(t, http.StatusInternalServerError)
+		ctx := newTab(t, browser)
+		start := time.Now()
+		open(t, ctx, s.srv.URL+"/app?b=1")
+		s.wait("refresh 3", 6*time.Second)
+		waitJS(t, ctx, visible("retry"), "visible")
+		if took := time.Since(start); took < 2500*time.Millisecond {
+			t.Errorf("three attempts took %v: no backoff", took)
+		}
+		waitJS(t, ctx, heading, "Couldn’t restore your session")
+		waitJS(t, ctx, visible("signin"), "visible")
+		time.Sleep(300 * time.Millisecond)
+		if posts, _ := s.count(); posts != 3 {
+			t.Errorf("%d refresh POSTs, want 3 (1 + 2 automatic retries)", posts)
+		}
+
+		// The button works once the server is back.
+		s.set(func(s *site) { s.status = http.StatusOK })
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("retry"))); err != nil {
+			t.Fatal(err)
+		}
+		s.wait("content GET /app?b=1", 5*time.Second)
+		if posts, _ := s.count(); posts != 4 {
+			t.Errorf("%d refresh POSTs, want 4", posts)
+		}
+	})
+
+	t.Run("network error retries then offers Retry", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		ctx := newTab(t, browser)
+		// The refresh endpoint is on a server that is gone. (The CSP allows
+		// only 'self', so the fetch fails the same way a network error does.)
+		dead := httptest.NewServer(http.NotFoundHandler())
+		dead.Close()
+		s.set(func(s *site) { s.refreshPath = dead.URL + "/refresh" })
+		open(t, ctx, s.srv.URL+"/app")
+		waitJS(t, ctx, visible("retry"), "visible")
+		if _, shown := s.count(); shown != 1 {
+			t.Errorf("page served %d times, want 1", shown)
+		}
+	})
+
+	t.Run("loop guard stops a second refresh", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		s.set(func(s *site) { s.stubborn = true })
+		ctx := newTab(t, browser)
+		open(t, ctx, s.srv.URL+"/app?b=1")
+		s.wait("refresh 1", 5*time.Second)
+		s.wait("interstitial GET /app?b=1", 5*time.Second)
+		waitJS(t, ctx, heading, "Please sign in again")
+		waitJS(t, ctx, visible("signin"), "visible")
+		waitJS(t, ctx, `document.getElementById("signin").getAttribute("href")`, s.srv.URL+"/login?redirectToPath=%2Fapp%3Fb%3D1")
+		time.Sleep(500 * time.Millisecond)
+		if posts, shown := s.count(); posts != 1 || shown != 2 {
+			t.Errorf("%d refresh POSTs and %d interstitials, want 1 and 2", posts, shown)
+		}
+	})
+
+	t.Run("form POST is re-submitted with its fields", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		ctx := newTab(t, browser)
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/form")); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`HTMLFormElement.prototype.submit.call(document.forms[0])`)); err != nil {
+			t.Fatal(err)
+		}
+		s.wait(fmt.Sprintf("interstitial POST /app?x=1 %d", len(replayFields)), 5*time.Second)
+		e := s.wait("content POST /app?x=1 ", 5*time.Second)
+		got, ok := parseForm(strings.TrimPrefix(e, "content POST /app?x=1 "))
+		if !ok || !slices.Equal(got, replayFields) {
+			t.Errorf("re-submitted fields:\n%q\nwant\n%q", got, replayFields)
+		}
+		waitJS(t, ctx, "document.title+' '+location.pathname+location.search", "content /app?x=1")
+		if posts, _ := s.count(); posts != 1 {
+			t.Errorf("%d refresh POSTs, want 1", posts)
+		}
+	})
+
+	t.Run("multipart form is not kept and the page says so", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		ctx := newTab(t, browser)
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/form?enctype=multipart/form-data")); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`HTMLFormElement.prototype.submit.call(document.forms[0])`)); err != nil {
+			t.Fatal(err)
+		}
+		s.wait("interstitial POST /app?x=1 0", 5*time.Second)
+		s.wait("refresh 1", 5*time.Second)
+		waitJS(t, ctx, heading, "Session restored")
+		waitJS(t, ctx, `document.querySelector(".note").textContent`, "The form you sent could not be kept. You may need to fill it in again.")
+		waitJS(t, ctx, visible("back"), "visible")
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("back"))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "document.title+' '+location.pathname", "form /form")
+		if posts, _ := s.count(); posts != 1 {
+			t.Errorf("%d refresh POSTs, want 1", posts)
+		}
+	})
+
+	for _, locks := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tabs expiring together refresh once (Web Locks %v)", locks), func(t *testing.T) {
+			s := newSite(t, http.StatusOK)
+			s.set(func(s *site) { s.delay = 800 * time.Millisecond })
+			const tabs = 3
+			var ctxs []context.Context
+			for range tabs {
+				ctx := newTab(t, browser)
+				if !locks {
+					// The localStorage lock of browsers without Web Locks.
+					_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
+						page.AddScriptToEvaluateOnNewDocumentParams{Source: `delete Navigator.prototype.locks`})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				ctxs = append(ctxs, ctx)
+			}
+			for i, ctx := range ctxs {
+				open(t, ctx, fmt.Sprintf("%s/app?tab=%d", s.srv.URL, i))
+			}
+			for range tabs {
+				s.wait("content GET /app?tab=", 8*time.Second)
+			}
+			for i, ctx := range ctxs {
+				waitJS(t, ctx, "document.title+' '+location.search", fmt.Sprintf("content ?tab=%d", i))
+				if !locks {
+					waitJS(t, ctx, `String(navigator.locks)`, "undefined")
+				}
+			}
+			if posts, shown := s.count(); posts != 1 || shown != tabs {
+				t.Errorf("%d refresh POSTs for %d interstitials, want 1", posts, shown)
+			}
+		})
+	}
+
+	t.Run("without JavaScript the form continues", func(t *testing.T) {
+		s := newSite(t, http.StatusOK)
+		ctx := newTab(t, browser)
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/app?b=1")); err != nil {
+			t.Fatal(err)
+		}
+		s.wait("interstitial GET /app?b=1", 5*time.Second)
+		if err := chromedp.Do(ctx, chromedp.WaitNotVisible(chromedp.CSS(".spin")), chromedp.Click(chromedp.CSS("form button"))); err != nil {
+			t.Fatal(err)
+		}
+		s.wait("refresh form /app?b=1", 5*time.Second)
+		s.wait("content GET /app?b=1", 5*time.Second)
+	})
+
+	t.Run("reduced motion calms the spinner", func(t *testing.T) {
+		s := newSite(t, 0)
+		for _, c := range []struct{ pref, want string }{{"no-preference", "r"}, {"reduce", "f"}} {
+			ctx := newTab(t, browser)
+			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: c.pref}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			open(t, ctx, s.srv.URL+"/app")
+			waitJS(t, ctx, `getComputedStyle(document.querySelector(".spin")).animationName`, c.want)
+		}
+	})
+}
+
+// TestScreenshot renders the page in light and dark mode. With -update it
+// writes docs/interstitial-{light,dark}.png; without, it checks that the two
+// schemes really differ.
+func TestScreenshot(t *testing.T) {
+	browser := startBrowser(t)
+	for _, scheme := range []string{"light", "dark"} {
+		// The refresh never answers, so the page stays on "Restoring"; a
+		// site per scheme, or the second tab would wait for the first's lock.
+		s := newSite(t, 0)
+		ctx := newTab(t, browser)
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(720, 460, chromedp.EmulateScale(2))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		open(t, ctx, s.srv.URL+"/app")
+		s.wait("refresh", 5*time.Second)
+		waitJS(t, ctx, "document.readyState", "complete")
+		time.Sleep(200 * time.Millisecond)
+		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(shot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, g, b, _ := img.At(4, 4).RGBA() // the page background
+		lum := (299*r + 587*g + 114*b) / 1000 >> 8
+		t.Logf("%s: %dx%d, %d bytes, background luminance %d", scheme, img.Bounds().Dx(), img.Bounds().Dy(), len(shot), lum)
+		if scheme == "light" && lum < 200 || scheme == "dark" && lum > 50 {
+			t.Errorf("%s scheme has background luminance %d", scheme, lum)
+		}
+		if *update {
+			path := filepath.Join("..", "docs", "interstitial-"+scheme+".png")
+			if err := os.WriteFile(path, shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("wrote %s", path)
+		}
+	}
+}
