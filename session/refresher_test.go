@@ -288,3 +288,17 @@ func BenchmarkRefresh(b *testing.B) {
 		})
 	}
 }
+
+// decodeSegment returns the JSON payload of a compact JWS, as sent.
+func decodeSegment(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -199,7 +199,11 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 		}
 		s, err := decodeBoltSession(r.ID, v)
 		if err != nil {
-			return err
+			// Unknown rather than an error: a 503 would stick to this user
+			// until the record expired, while Unknown sends them to log in.
+			b.f.logger.Error("unreadable session record; treating it as unknown", zap.String("session_id", r.ID), zap.Error(err))
+			out, o, write = Session{}, Unknown, false
+			return nil
 		}
 		out, o, write = decideRotation(s, r)
 		if !write || !tx.Writable() {
@@ -249,9 +253,12 @@ func (b *BoltStore) Get(_ context.Context, id string) (Session, bool, error) {
 			return nil
 		}
 		var err error
-		s, err = decodeBoltSession(id, v)
-		ok = err == nil
-		return err
+		if s, err = decodeBoltSession(id, v); err != nil {
+			b.f.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
+			return nil
+		}
+		ok = true
+		return nil
 	})
 	if err != nil {
 		return Session{}, false, storeUnavailable("get", err)
@@ -273,7 +280,7 @@ func (b *BoltStore) Revoke(_ context.Context, id string) error {
 		}
 		s, err := decodeBoltSession(id, v)
 		if err != nil {
-			return err
+			return bk.Delete([]byte(id)) // unreadable: revoking means it must never work
 		}
 		if s.Revoked {
 			return nil

@@ -85,9 +85,10 @@ return 1
 // RedisStore keeps sessions in Redis, shared by every Caddy pointed at it.
 // Sessions survive a Caddy restart, and a Redis restart when Redis persists.
 type RedisStore struct {
-	client redis.UniversalClient
-	prefix string
-	closed atomic.Bool
+	client    redis.UniversalClient
+	prefix    string
+	opTimeout time.Duration // 0: none beyond the caller's context
+	closed    atomic.Bool
 }
 
 // OpenRedisStore connects to Redis and checks with a PING (bounded by ctx
@@ -101,55 +102,88 @@ type RedisStore struct {
 //	unix://[user:pass@]/path/redis.sock[?db=N]   a Unix socket
 //	redis://sentinel:26379/db?master_name=M[&addr=sentinel2:26379…]
 //	                                             Sentinel: master_name selects it
+//	                                             (route_by_latency / route_randomly
+//	                                             allowed; replica_only refused)
 //	redis://node1:6379?addr=node2:6379[&addr=…]  Cluster: extra addr seeds select it
 //
 // opts are go-redis's (dial_timeout, read_timeout, max_retries, …). prefix
 // starts every key; "" means DefaultRedisPrefix ("session_gate:").
 func OpenRedisStore(ctx context.Context, rawURL, prefix string) (*RedisStore, error) {
-	client, err := newRedisClient(rawURL)
+	client, opTimeout, err := newRedisClient(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
 	}
+	r := &RedisStore{client: client, prefix: prefix, opTimeout: opTimeout}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
 		return nil, storeUnavailable("redis ping", err)
 	}
-	return &RedisStore{client: client, prefix: prefix}, nil
+	return r, nil
 }
 
-func newRedisClient(rawURL string) (redis.UniversalClient, error) {
+// bound caps one operation, retries included, at the read timeout plus
+// half a second. go-redis retries a timed-out command once (max_retries), so
+// a Redis that accepts connections but never answers would otherwise cost
+// two full read timeouts before the 503. A reset connection still gets its
+// quick retry within the cap.
+func (r *RedisStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.opTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.opTimeout)
+}
+
+// redisOpTimeout is the cap bound applies for a given read timeout.
+func redisOpTimeout(read time.Duration) time.Duration {
+	if read <= 0 { // go-redis: -1 blocks, -2 sets no deadline; the user asked for that
+		return 0
+	}
+	return read + 500*time.Millisecond
+}
+
+func newRedisClient(rawURL string) (redis.UniversalClient, time.Duration, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, errors.New("redis store: the URL does not parse") // err would repeat the URL, password included
+		return nil, 0, errors.New("redis store: the URL does not parse") // err would repeat the URL, password included
 	}
 	q := u.Query()
 	switch {
 	case q.Has("master_name"):
 		o, err := redis.ParseFailoverURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("redis store (sentinel URL): %w", err)
+			return nil, 0, fmt.Errorf("redis store (sentinel URL): %w", err)
+		}
+		if o.ReplicaOnly {
+			return nil, 0, errors.New("redis store (sentinel URL): replica_only cannot work, sessions are written")
 		}
 		applyRedisDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries)
 		o.ContextTimeoutEnabled = true
-		return redis.NewFailoverClient(o), nil
+		if o.RouteByLatency || o.RouteRandomly {
+			// go-redis sends only read-only commands to replicas: the
+			// rotation script and every write still go to the master.
+			return redis.NewFailoverClusterClient(o), redisOpTimeout(o.ReadTimeout), nil
+		}
+		return redis.NewFailoverClient(o), redisOpTimeout(o.ReadTimeout), nil
 	case q.Has("addr"):
 		o, err := redis.ParseClusterURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("redis store (cluster URL): %w", err)
+			return nil, 0, fmt.Errorf("redis store (cluster URL): %w", err)
 		}
 		applyRedisDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries)
 		o.ContextTimeoutEnabled = true
 		if o.MaintNotificationsConfig == nil {
 			o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		}
-		return redis.NewClusterClient(o), nil
+		return redis.NewClusterClient(o), redisOpTimeout(o.ReadTimeout), nil
 	default:
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("redis store: %w", err)
+			return nil, 0, fmt.Errorf("redis store: %w", err)
 		}
 		applyRedisDefaults(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries)
 		o.ContextTimeoutEnabled = true
@@ -158,7 +192,7 @@ func newRedisClient(rawURL string) (redis.UniversalClient, error) {
 			// new connection; sessions need none of it.
 			o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		}
-		return redis.NewClient(o), nil
+		return redis.NewClient(o), redisOpTimeout(o.ReadTimeout), nil
 	}
 }
 
@@ -185,6 +219,8 @@ func (r *RedisStore) Ping(ctx context.Context) error {
 	if r.closed.Load() {
 		return storeUnavailable("ping", errStoreClosed)
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return storeUnavailable("ping", r.client.Ping(ctx).Err())
 }
 
@@ -205,6 +241,8 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 		ttl = time.Millisecond
 	}
 	k := r.key(s.ID)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, k,
 			"sub", s.Subject,
@@ -235,6 +273,8 @@ func (r *RedisStore) Rotate(ctx context.Context, q RotateRequest) (Session, Outc
 	if ttl < 1 {
 		ttl = 1
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	res, err := redisRotate.Run(ctx, r.client, []string{r.key(q.ID)},
 		q.Presented[:], q.Next[:], redisTime(q.Now), strconv.FormatInt(q.Grace.Microseconds(), 10),
 		redisTime(newExp), strconv.FormatInt(ttl, 10), strconv.FormatUint(q.Generation, 10),
@@ -278,6 +318,8 @@ func (r *RedisStore) Get(ctx context.Context, id string) (Session, bool, error) 
 	if r.closed.Load() {
 		return Session{}, false, storeUnavailable("get", errStoreClosed)
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	m, err := r.client.HGetAll(ctx, r.key(id)).Result()
 	if err != nil {
 		return Session{}, false, storeUnavailable("get", err)
@@ -297,6 +339,8 @@ func (r *RedisStore) Revoke(ctx context.Context, id string) error {
 	if r.closed.Load() {
 		return storeUnavailable("revoke", errStoreClosed)
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return storeUnavailable("revoke", redisRevoke.Run(ctx, r.client, []string{r.key(id)}).Err())
 }
 

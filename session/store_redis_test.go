@@ -1,0 +1,222 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestStoreRedisOutage: with Redis stopped, refresh and start fail fast with
+// ErrStoreUnavailable (a 503, cookies kept); after Redis comes back on the
+// same port the same store works again without being reopened.
+func TestStoreRedisOutage(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st, err := OpenRedisStore(ctx, srv.URL(), "outage:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clock := newTestClock()
+	r := newTestRefresher(t, st, clock)
+	start, err := r.Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"refresh", func() error { _, err := r.Refresh(ctx, start.Refresh); return err }},
+		{"start", func() error { _, err := r.Start(ctx, "bob", nil); return err }},
+		{"revoke", func() error { return r.Revoke(ctx, start.SessionID) }},
+	} {
+		began := time.Now()
+		err := op.do()
+		took := time.Since(began)
+		if !errors.Is(err, ErrStoreUnavailable) {
+			t.Fatalf("%s with Redis down: %v, want ErrStoreUnavailable", op.name, err)
+		}
+		if took > 3*time.Second {
+			t.Fatalf("%s with Redis down took %v, want under 3s", op.name, took)
+		}
+		t.Logf("%s with Redis down: %v after %v", op.name, err, took.Round(time.Millisecond))
+	}
+
+	srv.Restart()
+	// The pool reconnects by itself; allow it a moment.
+	var tk Tokens
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tk, err = r.Start(ctx, "carol", nil)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Start after Redis came back: %v", err)
+	}
+	if next, err := r.Refresh(ctx, tk.Refresh); err != nil || next.Refresh == "" {
+		t.Fatalf("Refresh after Redis came back: %+v, %v", next, err)
+	}
+	// Nothing was saved (--save ''), so the old session is gone: a 401,
+	// not a 503.
+	if _, err := r.Refresh(ctx, start.Refresh); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("session from before the restart: %v, want ErrUnknownSession", err)
+	}
+}
+
+// TestStoreRedisLayout: keys are <prefix>session:<id>, carry a TTL that
+// follows the session's expiry, and the script survives SCRIPT FLUSH (as
+// after a Redis restart) by falling back to EVAL.
+func TestStoreRedisLayout(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st, err := OpenRedisStore(ctx, srv.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+
+	clock := newTestClock()
+	sg, _ := NewHMACSigner(testSecret)
+	r, _ := NewRefresher(RefresherConfig{Store: st, Signer: sg, Now: clock.Now, RefreshTTL: 2 * time.Hour})
+	start, err := r.Start(ctx, "alice", map[string]any{"role": "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "session_gate:session:" + start.SessionID
+	ttl, err := raw.PTTL(ctx, key).Result()
+	if err != nil || ttl < 2*time.Hour-time.Minute || ttl > 2*time.Hour {
+		t.Fatalf("TTL of %s = %v, %v; want about 2h", key, ttl, err)
+	}
+	if err := raw.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if _, err := r.Refresh(ctx, start.Refresh); err != nil {
+		t.Fatalf("refresh after SCRIPT FLUSH: %v", err)
+	}
+	// Rotation renewed the TTL from the refresher's clock.
+	if ttl, _ = raw.PTTL(ctx, key).Result(); ttl < 2*time.Hour-time.Minute {
+		t.Fatalf("TTL after rotation = %v, want about 2h", ttl)
+	}
+	if gen, _ := raw.HGet(ctx, key, "gen").Result(); gen != "1" {
+		t.Fatalf("gen field = %q", gen)
+	}
+	// Revoking an unknown id creates no key (it would have no TTL).
+	_ = r.Revoke(ctx, "00000000000000000000000000000000")
+	if n, _ := raw.Exists(ctx, "session_gate:session:00000000000000000000000000000000").Result(); n != 0 {
+		t.Fatal("Revoke created a key for an unknown session")
+	}
+}
+
+func TestStoreRedisURLs(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	port := strings.TrimPrefix(srv.Addr(), "127.0.0.1:")
+
+	// Forms that must reach this server.
+	for _, u := range []string{
+		srv.URL(),
+		srv.URL() + "/3",
+		"redis://localhost:" + port + "?dial_timeout=2s&read_timeout=500ms",
+	} {
+		st, err := OpenRedisStore(ctx, u, "")
+		if err != nil {
+			t.Errorf("%s: %v", u, err)
+			continue
+		}
+		_ = st.Close()
+	}
+
+	// Each form chooses its client type.
+	for u, want := range map[string]string{
+		"redis://h:1/2":                                         "*redis.Client",
+		"rediss://user:pw@h:1":                                  "*redis.Client",
+		"unix:///run/redis.sock?db=1":                           "*redis.Client",
+		"redis://s1:26379/0?master_name=main&addr=s2:26379":     "*redis.Client", // Sentinel-backed
+		"redis://n1:6379?addr=n2:6379&addr=n3:6379":             "*redis.ClusterClient",
+		"rediss://n1:6379?addr=n2:6379&dial_timeout=3s":         "*redis.ClusterClient",
+		"redis://s1:26379?master_name=main&route_randomly=true": "*redis.ClusterClient", // failover cluster
+	} {
+		c, _, err := newRedisClient(u)
+		if err != nil {
+			t.Errorf("%s: %v", u, err)
+			continue
+		}
+		if got := fmt.Sprintf("%T", c); got != want {
+			t.Errorf("%s: %s, want %s", u, got, want)
+		}
+		_ = c.Close()
+	}
+
+	// Bad URLs are configuration errors, not outages, and never echo the
+	// password.
+	for _, u := range []string{"http://h:1", "redis://h:1/notanumber", "redis://h:1?bogus=1", "redis://u:s3cret@h:1/%zz", "redis://s:1?master_name=m&replica_only=true"} {
+		_, err := OpenRedisStore(ctx, u, "")
+		if err == nil || errors.Is(err, ErrStoreUnavailable) {
+			t.Errorf("%s: %v, want a configuration error", u, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error shows the password: %v", u, err)
+		}
+	}
+
+	// Nothing listening: an outage, reported fast.
+	began := time.Now()
+	_, err := OpenRedisStore(ctx, "redis://127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)), "")
+	if !errors.Is(err, ErrStoreUnavailable) || time.Since(began) > 3*time.Second {
+		t.Fatalf("unreachable Redis: %v after %v", err, time.Since(began))
+	}
+}
+
+// TestStoreRedisHung: a Redis that accepts connections but never answers
+// (SIGSTOP, a network black hole) still turns into ErrStoreUnavailable in
+// about 1.5 s, and the store recovers once it answers again.
+func TestStoreRedisHung(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st, err := OpenRedisStore(ctx, srv.URL(), "hung:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clock := newTestClock()
+	r := newTestRefresher(t, st, clock)
+	start, err := r.Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.cmd.Process.Signal(syscall.SIGCONT)
+	began := time.Now()
+	_, err = r.Refresh(ctx, start.Refresh)
+	took := time.Since(began)
+	if !errors.Is(err, ErrStoreUnavailable) || took > 2*time.Second { // capped at read timeout + 0.5 s
+		t.Fatalf("refresh with Redis hung: %v after %v", err, took)
+	}
+	t.Logf("refresh with Redis hung: %v after %v", err, took.Round(time.Millisecond))
+	_ = srv.cmd.Process.Signal(syscall.SIGCONT)
+	// The rotation may have been applied before the timeout, and the
+	// refresher told the client nothing: the old token is then within its
+	// grace, never "reuse".
+	tk, err := r.Refresh(ctx, start.Refresh)
+	if err != nil || tk.Access == "" {
+		t.Fatalf("refresh after Redis resumed: %+v, %v", tk, err)
+	}
+}
