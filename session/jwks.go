@@ -1,0 +1,397 @@
+package session
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+const (
+	jwksDefaultRefresh    = time.Hour
+	jwksDefaultUnknownKID = 5 * time.Minute
+	jwksDefaultTimeout    = 10 * time.Second
+	// jwksMaxBytes bounds a JWK Set document; real ones are a few KiB, and
+	// jwkset would otherwise decode whatever a server streams.
+	jwksMaxBytes = 1 << 20
+	// jwksFirstRetryMax caps the delay between attempts while a location has
+	// never been fetched successfully: without keys, tokens cannot verify, so
+	// waiting a whole refresh interval would be too long.
+	jwksFirstRetryMax = time.Minute
+)
+
+// jwksSource is the storage behind one JWK Set location. jwkset's HTTP
+// storage calls KeyReplaceAll after every successful fetch and never after a
+// failed one, which is exactly the moment to rebuild the verifier's key index;
+// the last good set stays in place otherwise.
+type jwksSource struct {
+	*jwkset.MemoryJWKSet
+	v      *Verifier
+	name   string // for logs: the redacted URL or the file path
+	loaded chan struct{}
+}
+
+// KeyReplaceAll stores a freshly fetched set and hands it to the verifier.
+func (s *jwksSource) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	if err := s.MemoryJWKSet.KeyReplaceAll(ctx, given); err != nil {
+		return err
+	}
+	s.v.jwksReplaced(s.name, given)
+	select {
+	case <-s.loaded:
+	default:
+		close(s.loaded)
+	}
+	return nil
+}
+
+func (s *jwksSource) isLoaded() bool {
+	select {
+	case <-s.loaded:
+		return true
+	default:
+		return false
+	}
+}
+
+// startJWKS sets up one jwkset HTTP storage per location (files are read
+// through http.NewFileTransport, so they get the same periodic and
+// unknown-kid refreshes as URLs) and a jwkset client over all of them that
+// refetches, rate-limited, when a kid is unknown.
+func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
+	refresh := cfg.JWKSRefreshInterval
+	if refresh <= 0 {
+		refresh = jwksDefaultRefresh
+	}
+	unknownKID := cfg.JWKSUnknownKIDInterval
+	if unknownKID <= 0 {
+		unknownKID = jwksDefaultUnknownKID
+	}
+	httpClient := cfg.HTTPClient
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: jwksDefaultTimeout}
+	}
+	v.jwksTimeout = httpClient.Timeout
+	if v.jwksTimeout <= 0 {
+		v.jwksTimeout = jwksDefaultTimeout
+	}
+	webClient := jwksLimitClient(httpClient)
+	fileClient := jwksLimitClient(&http.Client{
+		Transport: http.NewFileTransport(http.Dir("/")),
+		Timeout:   v.jwksTimeout,
+	})
+
+	v.ctx, v.cancel = context.WithCancel(parent)
+	v.jwksLimiter = rate.NewLimiter(rate.Every(unknownKID), 1)
+
+	stores := map[string]jwkset.Storage{}
+	for _, loc := range cfg.JWKS {
+		fetchURL, name, isFile, err := jwksLocation(loc)
+		if err != nil {
+			return err
+		}
+		if _, dup := stores[fetchURL]; dup {
+			continue
+		}
+		src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, name: name, loaded: make(chan struct{})}
+		client := webClient
+		if isFile {
+			client = fileClient
+		}
+		opts := jwkset.HTTPClientStorageOptions{
+			Client:      client,
+			Ctx:         v.ctx,
+			HTTPTimeout: v.jwksTimeout,
+			// A server may be down at start; a file that does not parse is
+			// a configuration error best reported now.
+			NoErrorReturnFirstHTTPReq: !isFile,
+			RefreshErrorHandler:       v.jwksErrorHandler(name),
+			RefreshInterval:           refresh,
+			Storage:                   src,
+		}
+		store, err := jwkset.NewStorageFromHTTP(fetchURL, opts)
+		if err != nil {
+			return fmt.Errorf("jwks %s: %w", name, err)
+		}
+		stores[fetchURL] = store
+		if !src.isLoaded() {
+			v.retryFirstFetch(fetchURL, opts, src, refresh)
+		}
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          stores,
+		RefreshUnknownKID: v.jwksLimiter,
+	})
+	if err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	v.jwks = client
+	return nil
+}
+
+// jwksLocation tells a URL from a file path. It returns what to fetch, what to
+// call it in logs (no URL credentials), and whether it is a file.
+func jwksLocation(loc string) (fetchURL, name string, isFile bool, err error) {
+	lower := strings.ToLower(loc)
+	path := loc
+	switch {
+	case strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://"):
+		u, err := url.Parse(loc)
+		if err != nil || u.Host == "" {
+			return "", "", false, fmt.Errorf("jwks: invalid URL %q", redactURL(loc))
+		}
+		return loc, u.Redacted(), false, nil
+	case strings.HasPrefix(lower, "file://"):
+		u, err := url.Parse(loc)
+		if err != nil || (u.Host != "" && u.Host != "localhost") {
+			return "", "", false, fmt.Errorf("jwks: invalid file URL %q", loc)
+		}
+		path = u.Path
+	case strings.Contains(loc, "://"):
+		return "", "", false, fmt.Errorf("jwks: unsupported URL scheme in %q (use https://, http:// or a file path)", redactURL(loc))
+	}
+	if path == "" {
+		return "", "", false, errors.New("jwks: empty location")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", false, fmt.Errorf("jwks: %w", err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String(), abs, true, nil
+}
+
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
+// jwksErrorHandler logs a failed fetch. The previous set stays in use (jwkset
+// only replaces it on success), which the message says so that an operator
+// knows verification goes on.
+func (v *Verifier) jwksErrorHandler(name string) func(context.Context, error) {
+	return func(_ context.Context, err error) {
+		if v.ctx.Err() != nil {
+			return // shutting down: the failure is ours, not the server's
+		}
+		v.log.Warn("JWKS fetch failed; keeping the last good key set",
+			zap.String("jwks", name), zap.Error(err))
+	}
+}
+
+// retryFirstFetch keeps trying a location whose first fetch failed, with a
+// backoff from 1s to a minute (both capped by the refresh interval), until a
+// set arrives by any path or the verifier stops. Each attempt is a one-shot
+// jwkset storage writing into the same source: without RefreshInterval it
+// fetches once and starts no goroutine.
+func (v *Verifier) retryFirstFetch(fetchURL string, opts jwkset.HTTPClientStorageOptions, src *jwksSource, refresh time.Duration) {
+	opts.RefreshInterval = 0
+	opts.NoErrorReturnFirstHTTPReq = false
+	opts.RefreshErrorHandler = nil
+	delay := min(time.Second, refresh)
+	maxDelay := min(jwksFirstRetryMax, refresh)
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		for {
+			select {
+			case <-v.ctx.Done():
+				return
+			case <-src.loaded:
+				return
+			case <-t.C:
+			}
+			if _, err := jwkset.NewStorageFromHTTP(fetchURL, opts); err == nil {
+				return
+			} else if v.ctx.Err() == nil {
+				v.log.Warn("JWKS still unavailable; no keys from it yet, will retry",
+					zap.String("jwks", src.name), zap.Duration("retry_in", delay), zap.Error(err))
+			}
+			delay = min(2*delay, maxDelay)
+			t.Reset(delay)
+		}
+	}()
+}
+
+// jwksReplaced turns a fetched set into verification keys and publishes a new
+// key index when the set differs from the previous one of that location.
+func (v *Verifier) jwksReplaced(name string, given []jwkset.JWK) {
+	keys, sum, skipped := jwksConvert(given)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if old, ok := v.jwksSums[name]; ok && old == sum {
+		return
+	}
+	for _, s := range skipped {
+		v.log.Warn("JWK not used", zap.String("jwks", name), zap.String("kid", s.kid), zap.String("why", s.why))
+	}
+	v.jwksKeys[name] = keys
+	v.jwksSums[name] = sum
+	v.gen++
+	v.rebuildLocked()
+}
+
+type jwksSkip struct{ kid, why string }
+
+// jwksConvert applies the JWK rules of VerifierConfig.JWKS. An excluded key
+// with a kid is kept with no algorithms, so that its kid counts as known and
+// tokens naming it do not trigger refetches. The fingerprint covers every
+// member of every JWK, in order.
+func jwksConvert(given []jwkset.JWK) (keys []verifyKey, sum [32]byte, skipped []jwksSkip) {
+	h := sha256.New()
+	for _, j := range given {
+		m := j.Marshal()
+		if b, err := json.Marshal(m); err == nil {
+			h.Write(b)
+		}
+		h.Write([]byte{0})
+		if m.KID == "" {
+			skipped = append(skipped, jwksSkip{"", "no kid (JWKS keys are chosen by kid)"})
+			continue
+		}
+		algs, why := jwkAlgs(j.Key(), m)
+		if why != "" {
+			skipped = append(skipped, jwksSkip{m.KID, why})
+			algs = 0
+		}
+		keys = append(keys, verifyKey{key: jwkPublic(j.Key()), algs: algs, kid: m.KID})
+	}
+	copy(sum[:], h.Sum(nil))
+	return keys, sum, skipped
+}
+
+// jwkPublic drops private material a JWK Set should not have carried.
+func jwkPublic(key any) any {
+	if _, ok := key.([]byte); ok {
+		return key
+	}
+	if p, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		return p.Public()
+	}
+	return key
+}
+
+// jwkAlgs returns the algorithms a JWK may verify, or why it may verify none.
+func jwkAlgs(raw any, m jwkset.JWKMarshal) (jwsAlgSet, string) {
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return 0, fmt.Sprintf("use is %q, not \"sig\"", m.USE)
+	}
+	if len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		return 0, `key_ops lacks "verify"`
+	}
+	key := jwkPublic(raw)
+	var algs jwsAlgSet
+	if secret, ok := key.([]byte); ok {
+		if err := secretLenError(secret); err != nil {
+			return 0, "symmetric key shorter than 32 bytes"
+		}
+		algs = jwsHMAC
+	} else {
+		if err := publicKeyError(key); err != nil {
+			return 0, err.Error()
+		}
+		algs = jwsKeyAlgs(key)
+	}
+	if m.ALG != "" {
+		i := jwsAlgIndex(string(m.ALG))
+		if !algs.has(i) {
+			return 0, fmt.Sprintf("alg %q does not fit its key type", m.ALG)
+		}
+		algs = 1 << i
+	}
+	return algs, ""
+}
+
+// refetchForKID runs when a token names a kid that the state seen by its
+// Verify call does not know. Concurrent callers queue, so that a burst of
+// tokens with a freshly rotated kid waits for one fetch instead of failing
+// while it runs. A fetch happens only when the limiter has a token left;
+// checking it here, under the mutex (its only consumer), means no request
+// ever sleeps waiting for the limiter. It returns a state that knows the kid,
+// or nil.
+func (v *Verifier) refetchForKID(seen *verifyState, kid string) *verifyState {
+	v.jwksRefetchM.Lock()
+	defer v.jwksRefetchM.Unlock()
+	if cur := v.state.Load(); cur != seen {
+		if _, ok := cur.byKid[kid]; ok {
+			return cur
+		}
+	}
+	if v.ctx.Err() != nil || v.jwksLimiter.Tokens() < 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(v.ctx, v.jwksTimeout)
+	defer cancel()
+	// The result is not needed: a successful fetch reaches the key index
+	// through jwksSource.KeyReplaceAll.
+	_, _ = v.jwks.KeyRead(ctx, kid)
+	if cur := v.state.Load(); cur != seen {
+		if _, ok := cur.byKid[kid]; ok {
+			return cur
+		}
+	}
+	return nil
+}
+
+// jwksLimitClient returns a copy of c whose response bodies fail past
+// jwksMaxBytes.
+func jwksLimitClient(c *http.Client) *http.Client {
+	cc := *c
+	base := cc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	cc.Transport = jwksLimitTransport{base: base}
+	return &cc
+}
+
+type jwksLimitTransport struct{ base http.RoundTripper }
+
+func (t jwksLimitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &jwksLimitedBody{rc: resp.Body, left: jwksMaxBytes}
+	return resp, nil
+}
+
+var errJWKSTooLarge = fmt.Errorf("JWK Set larger than %d bytes", jwksMaxBytes)
+
+type jwksLimitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *jwksLimitedBody) Read(p []byte) (int, error) {
+	// Read one byte past the limit so that a document of exactly the limit
+	// passes and a longer one fails.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, errJWKSTooLarge
+	}
+	return n, err
+}
+
+func (b *jwksLimitedBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,660 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// tokenMaxBytes bounds the work an anonymous request can cause: longer tokens
+// are rejected before any base64 or JSON decoding.
+const tokenMaxBytes = 16 << 10
+
+// Reasons given in Result.Reason. They are fixed phrases (never token text),
+// fit for a log field or an error_description.
+const (
+	reasonTooLarge      = "token too large"
+	reasonMalformed     = "malformed token"
+	reasonAlgNotAllowed = "algorithm not allowed"
+	reasonCrit          = "crit header not supported"
+	reasonUnknownKey    = "unknown key"
+	reasonSignature     = "signature invalid"
+	reasonExpMissing    = "exp missing"
+	reasonExpMalformed  = "exp malformed"
+	reasonNbfMalformed  = "nbf malformed"
+	reasonIatMalformed  = "iat malformed"
+	reasonNotYetValid   = "token not yet valid"
+	reasonIssMalformed  = "iss malformed"
+	reasonIssuer        = "issuer mismatch"
+	reasonAudMalformed  = "aud malformed"
+	reasonAudience      = "audience mismatch"
+	reasonSubMalformed  = "sub is not a string"
+	reasonSidMalformed  = "sid is not a string"
+	reasonExpired       = "token expired"
+)
+
+// Errors returned by the key lookup; they only travel inside golang-jwt's
+// error chain to be turned into a Reason.
+var (
+	errVerifyCrit  = errors.New("crit header present")
+	errVerifyKID   = errors.New("kid header is not a string")
+	errVerifyNoKey = errors.New("no key for this alg and kid")
+)
+
+// PublicKey is a configured verification key, optionally bound to a key ID.
+type PublicKey struct {
+	// Key is an *rsa.PublicKey (at least 2048 bits), an *ecdsa.PublicKey on
+	// P-256, P-384 or P-521, or an ed25519.PublicKey.
+	Key crypto.PublicKey
+	// KID, when set, limits the key to tokens whose "kid" header equals it.
+	// Without it the key is tried for every token (with any kid or none) whose
+	// algorithm fits the key type.
+	KID string
+}
+
+// VerifierConfig is everything a Verifier needs. All of it is read once, by
+// NewVerifier.
+type VerifierConfig struct {
+	// Secrets are HMAC keys (HS256/384/512), at least 32 bytes each; see
+	// ParseSecret. They are tried for HS tokens with any kid or none.
+	Secrets [][]byte
+	// PublicKeys are pinned asymmetric keys; see ParsePublicKeyPEM.
+	PublicKeys []PublicKey
+	// JWKS are JWK Set locations: an http(s) URL, a file:// URL or a local
+	// file path. JWKS keys are chosen by "kid" only: a token without a kid is
+	// never checked against them, and a JWK without a kid is ignored. A JWK's
+	// "alg" narrows its key to that one algorithm; a JWK whose "use" is not
+	// "sig" or whose "key_ops" lacks "verify" is ignored, as are keys that
+	// would be refused in PublicKeys or Secrets (RSA under 2048 bits, HMAC
+	// under 32 bytes).
+	JWKS []string
+	// Algorithms is the allow-list of JWS algorithms. It can only narrow what
+	// a key's type allows, never widen it, and "none" is never accepted.
+	//
+	// Empty means every algorithm the configured keys can verify; with JWKS
+	// that adds every asymmetric algorithm (RS*, PS*, ES*, EdDSA), but not HS*:
+	// a symmetric key published in a JWK Set is trusted only when HS* is
+	// allowed some other way (a secret is configured, or Algorithms names it).
+	//
+	// An algorithm that no configured key could verify is an error, except
+	// with JWKS, whose keys are unknown until fetched.
+	Algorithms []string
+	// Issuer, when set, must equal the "iss" claim.
+	Issuer string
+	// Audience, when set, must share at least one value with the "aud" claim
+	// (a string or an array of strings).
+	Audience []string
+	// Leeway is the clock skew allowed for "exp" and "nbf". Default: 0.
+	Leeway time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// HTTPClient fetches JWK Sets. Default: a client with a 10s timeout. Its
+	// Timeout (10s when zero) also bounds each fetch.
+	HTTPClient *http.Client
+	// JWKSRefreshInterval is how often every JWK Set is fetched again.
+	// Default: 1h.
+	JWKSRefreshInterval time.Duration
+	// JWKSUnknownKIDInterval spaces the fetches triggered by tokens whose kid
+	// is unknown: at most one per interval, whatever the number of tokens.
+	// Default: 5m.
+	JWKSUnknownKIDInterval time.Duration
+	// Logger receives JWKS fetch failures (Warn) and skipped JWKs. Tokens are
+	// never logged. Default: zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Verifier checks access tokens. It is safe for concurrent use. All
+// preparation (parser, allow-list, key index) happens when keys change, so
+// Verify does only the per-token work.
+type Verifier struct {
+	issuer   string
+	audience []string
+	leeway   time.Duration
+	now      func() time.Time
+	log      *zap.Logger
+
+	// state is the immutable snapshot Verify reads, swapped whenever keys or
+	// the allow-list change.
+	state atomic.Pointer[verifyState]
+
+	mu       sync.Mutex // guards the fields below and serialises rebuilds
+	explicit jwsAlgSet  // Algorithms as given; 0 when defaulted
+	allowed  jwsAlgSet
+	static   []verifyKey
+	jwksKeys map[string][]verifyKey // by JWK Set location
+	jwksSums map[string][32]byte    // fingerprint of each location's last set
+	gen      uint64
+
+	// JWKS machinery, nil/zero without JWKS.
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	jwks         jwkset.Storage
+	jwksLimiter  *rate.Limiter
+	jwksTimeout  time.Duration
+	jwksRefetchM sync.Mutex // one unknown-kid refetch at a time; others wait for its outcome
+}
+
+// verifyKey is one usable key with the algorithms it may verify.
+type verifyKey struct {
+	key  any
+	algs jwsAlgSet
+	kid  string
+}
+
+// verifyState is everything Verify needs, built once per key change.
+type verifyState struct {
+	parser  *jwt.Parser
+	allowed jwsAlgSet
+	gen     uint64
+	// anyKid holds, per algorithm, the candidates for a token without a kid
+	// or with a kid nobody declared: secrets and kid-less public keys. Each
+	// entry is nil, a single key, or a jwt.VerificationKeySet, ready to be
+	// returned by the keyfunc without allocating.
+	anyKid [jwsCount]any
+	// byKid holds, per declared kid, the keys bound to that kid followed by
+	// the anyKid candidates. A kid is present also when all its keys were
+	// excluded, so that it does not count as unknown.
+	byKid   map[string]*[jwsCount]any
+	keyfunc jwt.Keyfunc
+}
+
+// NewVerifier validates cfg and prepares a Verifier. JWK Sets are fetched
+// before it returns; one that cannot be fetched is logged and retried in the
+// background (an identity provider being down must not stop the server), but a
+// JWKS file that cannot be read or parsed is an error. Background work stops
+// when ctx ends or Close is called.
+func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+	v := &Verifier{
+		issuer:   cfg.Issuer,
+		audience: slices.Clone(cfg.Audience),
+		leeway:   cfg.Leeway,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		jwksKeys: map[string][]verifyKey{},
+		jwksSums: map[string][32]byte{},
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = zap.NewNop()
+	}
+	if cfg.Leeway < 0 {
+		return nil, fmt.Errorf("leeway %s is negative", cfg.Leeway)
+	}
+
+	var have jwsAlgSet
+	for i, s := range cfg.Secrets {
+		if err := secretLenError(s); err != nil {
+			return nil, fmt.Errorf("secret %d: %w", i+1, err)
+		}
+		v.static = append(v.static, verifyKey{key: bytes.Clone(s), algs: jwsHMAC})
+		have |= jwsHMAC
+	}
+	for i, pk := range cfg.PublicKeys {
+		if err := publicKeyError(pk.Key); err != nil {
+			return nil, fmt.Errorf("public key %d: %w", i+1, err)
+		}
+		algs := jwsKeyAlgs(pk.Key)
+		v.static = append(v.static, verifyKey{key: pk.Key, algs: algs, kid: pk.KID})
+		have |= algs
+	}
+	hasJWKS := len(cfg.JWKS) > 0
+
+	if len(cfg.Algorithms) == 0 {
+		v.allowed = have
+		if hasJWKS {
+			v.allowed |= jwsAsymmetric
+		}
+	} else {
+		for _, name := range cfg.Algorithms {
+			i := jwsAlgIndex(name)
+			switch {
+			case strings.EqualFold(name, "none"):
+				return nil, errors.New(`algorithm "none" is never allowed`)
+			case i < 0:
+				return nil, fmt.Errorf("unknown algorithm %q (supported: %s)", name, strings.Join(jwsAlgNames[:], ", "))
+			case !have.has(i) && !hasJWKS:
+				return nil, fmt.Errorf("algorithm %s: no configured key can verify it (the keys given verify: %s)", name, describeAlgs(have))
+			}
+			v.explicit |= 1 << i
+		}
+		v.allowed = v.explicit
+		// A pinned key that can verify none of the allowed algorithms is
+		// almost certainly a configuration mistake, not an intent.
+		for i, k := range v.static {
+			if k.algs&v.allowed == 0 {
+				return nil, fmt.Errorf("key %d (%s) can verify none of the allowed algorithms (%s)", i+1, describeAlgs(k.algs), describeAlgs(v.allowed))
+			}
+		}
+	}
+
+	v.mu.Lock()
+	v.rebuildLocked()
+	v.mu.Unlock()
+
+	if hasJWKS {
+		if err := v.startJWKS(ctx, cfg); err != nil {
+			v.Close()
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+func describeAlgs(s jwsAlgSet) string {
+	if s == 0 {
+		return "none"
+	}
+	return strings.Join(s.names(), ", ")
+}
+
+// AddPublicKey adds a pinned public key, as if it had been in
+// VerifierConfig.PublicKeys (the refresher uses it for the key it signs with).
+// When the allow-list was defaulted, the key's algorithms join it; when it was
+// given, a key that can verify none of its algorithms is an error. It is safe
+// to call while Verify runs, and changes KeyGeneration.
+func (v *Verifier) AddPublicKey(k PublicKey) error {
+	if err := publicKeyError(k.Key); err != nil {
+		return err
+	}
+	return v.addStatic(verifyKey{key: k.Key, algs: jwsKeyAlgs(k.Key), kid: k.KID})
+}
+
+// AddSecret adds an HMAC secret, as if it had been in VerifierConfig.Secrets;
+// see AddPublicKey.
+func (v *Verifier) AddSecret(secret []byte) error {
+	if err := secretLenError(secret); err != nil {
+		return err
+	}
+	return v.addStatic(verifyKey{key: bytes.Clone(secret), algs: jwsHMAC})
+}
+
+func (v *Verifier) addStatic(k verifyKey) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.explicit != 0 {
+		if k.algs&v.explicit == 0 {
+			return fmt.Errorf("key (%s) can verify none of the allowed algorithms (%s)", describeAlgs(k.algs), describeAlgs(v.explicit))
+		}
+	} else {
+		v.allowed |= k.algs
+	}
+	v.static = append(v.static, k)
+	v.gen++
+	v.rebuildLocked()
+	return nil
+}
+
+// KeyGeneration identifies the current key set. It changes whenever a JWKS
+// fetch brings a set different from the one before (a fetch that returns the
+// same keys does not change it) and whenever a key is added, so a cache of
+// verdicts keyed by token can drop what it holds when it changes.
+func (v *Verifier) KeyGeneration() uint64 {
+	return v.state.Load().gen
+}
+
+// Close stops background JWKS work and waits for the goroutines this package
+// started itself. Verify keeps working with the last keys. Close is
+// idempotent.
+func (v *Verifier) Close() {
+	if v.cancel != nil {
+		v.cancel()
+	}
+	v.wg.Wait()
+}
+
+// rebuildLocked builds and publishes a new verifyState from the current keys.
+// It runs only when keys change, so it may allocate freely.
+func (v *Verifier) rebuildLocked() {
+	methods := v.allowed.names()
+	if methods == nil {
+		// jwt.WithValidMethods(nil) would mean "any method"; an empty,
+		// non-nil list means none.
+		methods = []string{}
+	}
+	st := &verifyState{
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(methods),
+			jwt.WithJSONNumber(),
+			// Claims are checked by checkClaims, whose rules are stricter and
+			// exactly the contract's (see NOTES.md on golang-jwt's gaps).
+			jwt.WithoutClaimsValidation(),
+			jwt.WithStrictDecoding(),
+		),
+		allowed: v.allowed,
+		gen:     v.gen,
+		byKid:   map[string]*[jwsCount]any{},
+	}
+
+	var anyLists [jwsCount][]jwt.VerificationKey
+	kidLists := map[string]*[jwsCount][]jwt.VerificationKey{}
+	add := func(lists *[jwsCount][]jwt.VerificationKey, k verifyKey) {
+		for i := range jwsCount {
+			if k.algs.has(i) && v.allowed.has(i) {
+				lists[i] = append(lists[i], k.key)
+			}
+		}
+	}
+	forKid := func(kid string) *[jwsCount][]jwt.VerificationKey {
+		l := kidLists[kid]
+		if l == nil {
+			l = new([jwsCount][]jwt.VerificationKey)
+			kidLists[kid] = l
+		}
+		return l
+	}
+	for _, k := range v.static {
+		if k.kid == "" {
+			add(&anyLists, k)
+		} else {
+			add(forKid(k.kid), k)
+		}
+	}
+	locations := make([]string, 0, len(v.jwksKeys))
+	for loc := range v.jwksKeys {
+		locations = append(locations, loc)
+	}
+	slices.Sort(locations) // deterministic candidate order
+	for _, loc := range locations {
+		for _, k := range v.jwksKeys[loc] {
+			add(forKid(k.kid), k)
+		}
+	}
+
+	for i := range jwsCount {
+		st.anyKid[i] = keyCandidates(anyLists[i])
+	}
+	for kid, lists := range kidLists {
+		c := new([jwsCount]any)
+		for i := range jwsCount {
+			// Keys bound to the kid first: they are the likely match.
+			c[i] = keyCandidates(slices.Concat(lists[i], anyLists[i]))
+		}
+		st.byKid[kid] = c
+	}
+	st.keyfunc = st.keyFor
+	v.state.Store(st)
+}
+
+// keyCandidates turns a key list into what a jwt.Keyfunc returns, boxed once
+// here instead of on every Verify.
+func keyCandidates(keys []jwt.VerificationKey) any {
+	switch len(keys) {
+	case 0:
+		return nil
+	case 1:
+		return keys[0]
+	}
+	return jwt.VerificationKeySet{Keys: keys}
+}
+
+// keyFor is the jwt.Keyfunc. golang-jwt calls it after checking the alg
+// against the allow-list and before checking the signature. The candidates
+// depend on the token's alg only through the precomputed per-algorithm lists,
+// which hold only keys whose type fits that algorithm: the token can never
+// make a key be used as another kind of key (an RSA public key as an HMAC
+// secret, a P-384 key for ES256).
+func (st *verifyState) keyFor(t *jwt.Token) (any, error) {
+	// We implement no JOSE extension, so per RFC 7515 §4.1.11 a token that
+	// says it depends on one must be rejected.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errVerifyCrit
+	}
+	cands := &st.anyKid
+	if raw, ok := t.Header["kid"]; ok {
+		kid, ok := raw.(string)
+		if !ok {
+			return nil, errVerifyKID
+		}
+		if c := st.byKid[kid]; c != nil {
+			cands = c
+		}
+	}
+	i := jwsAlgIndex(t.Method.Alg())
+	if i < 0 || cands[i] == nil {
+		return nil, errVerifyNoKey
+	}
+	return cands[i], nil
+}
+
+// Verify classifies one access token. An empty token is Missing; everything
+// else is Valid, Expired or Invalid following the contract (section 2). A
+// token with an unknown kid may trigger a rate-limited JWKS refetch, during
+// which Verify blocks (at most the fetch timeout).
+func (v *Verifier) Verify(token string) Result {
+	if token == "" {
+		return Result{Verdict: Missing}
+	}
+	if len(token) > tokenMaxBytes {
+		return invalid(reasonTooLarge)
+	}
+	st := v.state.Load()
+	res, unknownKid, retry := v.verifyWith(st, token)
+	if retry && v.jwks != nil {
+		if st2 := v.refetchForKID(st, unknownKid); st2 != nil {
+			res, _, _ = v.verifyWith(st2, token)
+		}
+	}
+	return res
+}
+
+// verifyWith verifies token against one state. When the failure could be
+// cured by fetching a JWK Set (no key or no matching signature, and the
+// token's kid is unknown), it also returns that kid and retry = true.
+func (v *Verifier) verifyWith(st *verifyState, token string) (res Result, kid string, retry bool) {
+	claims := jwt.MapClaims{}
+	tok, err := st.parser.ParseWithClaims(token, claims, st.keyfunc)
+	if err == nil {
+		return v.checkClaims(claims, v.now()), "", false
+	}
+	reason := parseFailure(err, tok, st.allowed)
+	if reason == reasonUnknownKey || reason == reasonSignature {
+		if kid, ok := tok.Header["kid"].(string); ok {
+			if _, known := st.byKid[kid]; !known {
+				return invalid(reason), kid, true
+			}
+		}
+	}
+	return invalid(reason), "", false
+}
+
+// parseFailure names the reason golang-jwt refused a token.
+func parseFailure(err error, tok *jwt.Token, allowed jwsAlgSet) string {
+	if errors.Is(err, jwt.ErrTokenMalformed) || tok == nil {
+		return reasonMalformed
+	}
+	alg, ok := tok.Header["alg"].(string)
+	switch {
+	case !ok:
+		return reasonMalformed
+	case !allowed.has(jwsAlgIndex(alg)):
+		return reasonAlgNotAllowed
+	case errors.Is(err, errVerifyCrit):
+		return reasonCrit
+	case errors.Is(err, errVerifyKID):
+		return reasonMalformed
+	case errors.Is(err, errVerifyNoKey):
+		return reasonUnknownKey
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return reasonSignature
+	}
+	return reasonMalformed
+}
+
+func invalid(reason string) Result {
+	return Result{Verdict: Invalid, Reason: reason}
+}
+
+// checkClaims applies the contract's claim rules to a token whose signature
+// and algorithm have been checked. Claim names are case-sensitive and, as the
+// JSON decoder keeps the last of repeated names, a repeated name counts by
+// its last value (RFC 7519 §4). The token is Expired only when every other
+// check passes; "exp" must be strictly after now - leeway (RFC 7519 §4.1.4:
+// the current time must be before it).
+func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
+	sub, ok := optionalString(c, "sub")
+	if !ok {
+		return invalid(reasonSubMalformed)
+	}
+	sid, ok := optionalString(c, "sid")
+	if !ok {
+		return invalid(reasonSidMalformed)
+	}
+	rawExp, ok := c["exp"]
+	if !ok {
+		return invalid(reasonExpMissing)
+	}
+	exp, ok := numericDate(rawExp)
+	if !ok {
+		return invalid(reasonExpMalformed)
+	}
+	var nbf time.Time
+	if raw, ok := c["nbf"]; ok {
+		if nbf, ok = numericDate(raw); !ok {
+			return invalid(reasonNbfMalformed)
+		}
+		if now.Add(v.leeway).Before(nbf) {
+			return invalid(reasonNotYetValid)
+		}
+	}
+	if raw, ok := c["iat"]; ok {
+		// Type and range only: a future iat is clock skew, not forgery.
+		if _, ok := numericDate(raw); !ok {
+			return invalid(reasonIatMalformed)
+		}
+	}
+	iss, ok := optionalString(c, "iss")
+	if !ok {
+		return invalid(reasonIssMalformed)
+	}
+	if v.issuer != "" && iss != v.issuer {
+		return invalid(reasonIssuer)
+	}
+	match, ok := audienceMatch(c["aud"], v.audience)
+	if !ok {
+		return invalid(reasonAudMalformed)
+	}
+	if len(v.audience) > 0 && !match {
+		return invalid(reasonAudience)
+	}
+
+	res := Result{
+		Verdict:   Valid,
+		Subject:   sub,
+		SessionID: sid,
+		Claims:    scalarClaims(c),
+		ExpiresAt: exp,
+		NotBefore: nbf,
+	}
+	if !now.Before(exp.Add(v.leeway)) {
+		res.Verdict = Expired
+		res.Reason = reasonExpired
+	}
+	return res
+}
+
+// optionalString returns a claim that must be a string when present.
+func optionalString(c map[string]any, name string) (string, bool) {
+	raw, present := c[name]
+	if !present {
+		return "", true
+	}
+	s, ok := raw.(string)
+	return s, ok
+}
+
+// audienceMatch reports whether aud (a string or an array of strings, RFC
+// 7519 §4.1.3) contains one of want, and whether aud is well formed. An
+// absent aud is well formed and matches nothing.
+func audienceMatch(aud any, want []string) (match, ok bool) {
+	switch a := aud.(type) {
+	case nil:
+		return false, true
+	case string:
+		return slices.Contains(want, a), true
+	case []any:
+		for _, e := range a {
+			s, ok := e.(string)
+			if !ok {
+				return false, false
+			}
+			if slices.Contains(want, s) {
+				match = true
+			}
+		}
+		return match, true
+	}
+	return false, false
+}
+
+// numericDateMax is 2^53, the largest integer every JSON implementation
+// represents exactly; the contract bounds exp/nbf/iat by it.
+const numericDateMax = 1 << 53
+
+// numericDate reads a NumericDate (RFC 7519 §2): a JSON number, possibly
+// fractional, from 0 to 2^53. Strings, null and out-of-range values fail.
+// Integers, the usual form, are compared exactly; other forms go through
+// float64, and only the one float64 value that may hide a rounding across
+// the bound (2^53 itself) is re-checked exactly.
+func numericDate(raw any) (time.Time, bool) {
+	n, ok := raw.(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || i < 0 || i > numericDateMax {
+			return time.Time{}, false
+		}
+		return time.Unix(i, 0), true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > numericDateMax {
+		return time.Time{}, false
+	}
+	if f == numericDateMax {
+		r, ok := new(big.Rat).SetString(s)
+		if !ok || r.Cmp(new(big.Rat).SetInt64(numericDateMax)) > 0 {
+			return time.Time{}, false
+		}
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// scalarClaims lists the string, number and boolean claims, sorted by name.
+func scalarClaims(c map[string]any) []Claim {
+	out := make([]Claim, 0, len(c))
+	for name, raw := range c {
+		switch x := raw.(type) {
+		case string:
+			out = append(out, Claim{Name: name, Value: x})
+		case json.Number:
+			out = append(out, Claim{Name: name, Value: string(x)})
+		case bool:
+			out = append(out, Claim{Name: name, Value: strconv.FormatBool(x)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
