@@ -75,6 +75,7 @@ const (
 	Reused
 )
 
+// String names the outcome for logs and metric labels.
 func (o Outcome) String() string {
 	switch o {
 	case Rotated:

@@ -34,10 +34,11 @@ const DefaultRedisPrefix = "session_gate:"
 // once revoked).
 //
 // Times travel as decimal text and are only compared in Lua, never computed
-// into a stored value: Lua numbers are doubles and Redis turns a Lua number
-// into text with 14 significant digits, which would lose microseconds.
+// into a stored value: Lua numbers are doubles, and Lua's tostring keeps 14
+// significant digits, fewer than a time in microseconds has (16). Only the
+// small generation counter is turned into text in Lua.
 
-// redisRotate is the whole rotation decision of store.go's decideRotation(), as one
+// redisRotate is the whole rotation decision of decideRotation, as one
 // script so that it is atomic across every Caddy sharing the Redis. It
 // touches a single key, so it also runs on Redis Cluster.
 //
