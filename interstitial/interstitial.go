@@ -62,7 +62,11 @@ type Data struct {
 	FormFields []Field
 	// FormDropped says that the original request carried a body that could
 	// not be kept (too large, multipart, unreadable), so the page tells the
-	// user that the form must be filled in again.
+	// user that the form must be filled in again. After a successful refresh
+	// the built-in page then offers "Back to the form" and "Continue" (a GET
+	// of the URL) instead of navigating on its own; it does the same for any
+	// non-GET/HEAD request without re-submittable fields, because reloading
+	// would re-send a body it does not have.
 	FormDropped bool
 }
 
