@@ -40,7 +40,8 @@ const (
 type jwksSource struct {
 	*jwkset.MemoryJWKSet
 	v      *Verifier
-	name   string // for logs: the redacted URL or the file path
+	loc    string // what is fetched: the URL or file:// URL; identifies the source
+	name   string // for logs: the URL without credentials, or the file path
 	loaded chan struct{}
 }
 
@@ -49,7 +50,7 @@ func (s *jwksSource) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) erro
 	if err := s.MemoryJWKSet.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}
-	s.v.jwksReplaced(s.name, given)
+	s.v.jwksReplaced(s, given)
 	select {
 	case <-s.loaded:
 	default:
@@ -106,7 +107,7 @@ func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
 		if _, dup := stores[fetchURL]; dup {
 			continue
 		}
-		src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, name: name, loaded: make(chan struct{})}
+		src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, loc: fetchURL, name: name, loaded: make(chan struct{})}
 		client := webClient
 		if isFile {
 			client = fileClient
@@ -232,18 +233,18 @@ func (v *Verifier) retryFirstFetch(fetchURL string, opts jwkset.HTTPClientStorag
 
 // jwksReplaced turns a fetched set into verification keys and publishes a new
 // key index when the set differs from the previous one of that location.
-func (v *Verifier) jwksReplaced(name string, given []jwkset.JWK) {
+func (v *Verifier) jwksReplaced(src *jwksSource, given []jwkset.JWK) {
 	keys, sum, skipped := jwksConvert(given)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if old, ok := v.jwksSums[name]; ok && old == sum {
+	if old, ok := v.jwksSums[src.loc]; ok && old == sum {
 		return
 	}
 	for _, s := range skipped {
-		v.log.Warn("JWK not used", zap.String("jwks", name), zap.String("kid", s.kid), zap.String("why", s.why))
+		v.log.Warn("JWK not used", zap.String("jwks", src.name), zap.String("kid", s.kid), zap.String("why", s.why))
 	}
-	v.jwksKeys[name] = keys
-	v.jwksSums[name] = sum
+	v.jwksKeys[src.loc] = keys
+	v.jwksSums[src.loc] = sum
 	v.gen++
 	v.rebuildLocked()
 }

@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -107,7 +109,15 @@ func vtEventually(t *testing.T, what string, cond func() bool) {
 
 func TestJWKSKidLookup(t *testing.T) {
 	k := vtKeys(t)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
 	srv := vtJWKSServer(t,
+		vtJWK(t, &k.p521.PublicKey, "", "", ""),
+		vtJWK(t, &small.PublicKey, "s1", "", ""),
+		vtJWK(t, []byte("short-oct-key"), "o2", "HS256", ""),
 		vtJWK(t, &k.rsa.PublicKey, "r1", "", "sig"),
 		vtJWK(t, &k.p256.PublicKey, "e1", "ES256", ""),
 		vtJWK(t, &k.p384.PublicKey, "e3", "", ""),
@@ -116,9 +126,22 @@ func TestJWKSKidLookup(t *testing.T) {
 		vtJWK(t, &k.rsa2.PublicKey, "x1", "", "enc"),
 		vtJWK(t, k.secret, "o1", "HS256", ""),
 	)
-	v := vtVerifier(t, VerifierConfig{JWKS: []string{srv.url()}, JWKSUnknownKIDInterval: time.Hour})
+	v := vtVerifier(t, VerifierConfig{JWKS: []string{srv.url()}, JWKSUnknownKIDInterval: time.Hour, Logger: zap.New(core)})
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("fetches at start = %d, want 1", got)
+	}
+	var skipped []string
+	for _, e := range logs.FilterMessage("JWK not used").All() {
+		skipped = append(skipped, fmt.Sprintf("%v: %v", e.ContextMap()["kid"], e.ContextMap()["why"]))
+	}
+	wantSkipped := []string{
+		": no kid (JWKS keys are chosen by kid)",
+		"s1: RSA key of 1024 bits is too small; at least 2048 bits are required",
+		"o2: symmetric key shorter than 32 bytes",
+		`x1: use is "enc", not "sig"`,
+	}
+	if strings.Join(skipped, "\n") != strings.Join(wantSkipped, "\n") {
+		t.Fatalf("skipped JWKs:\n%s\nwant\n%s", strings.Join(skipped, "\n"), strings.Join(wantSkipped, "\n"))
 	}
 	for _, tc := range []struct {
 		name   string
@@ -137,6 +160,8 @@ func TestJWKSKidLookup(t *testing.T) {
 		{"ES256 under a P-384 kid", vtSign(t, jwt.SigningMethodES256, k.p256, "e3", vtClaims(nil)), Invalid, "unknown key"},
 		{"right alg, kid of another key", vtSign(t, jwt.SigningMethodRS256, k.rsa, "n1", vtClaims(nil)), Invalid, "signature invalid"},
 		{"no kid: JWKS keys are chosen by kid", vtSign(t, jwt.SigningMethodRS256, k.rsa, "", vtClaims(nil)), Invalid, "unknown key"},
+		{"kid-less JWK is never used", vtSign(t, jwt.SigningMethodES512, k.p521, "", vtClaims(nil)), Invalid, "unknown key"},
+		{"small RSA JWK is never used", vtSign(t, jwt.SigningMethodRS256, small, "s1", vtClaims(nil)), Invalid, "unknown key"},
 		{"oct JWK is not trusted by default", vtSign(t, jwt.SigningMethodHS256, k.secret, "o1", vtClaims(nil)), Invalid, "algorithm not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,6 +254,24 @@ func TestJWKSUnknownKIDFloodIsRateLimited(t *testing.T) {
 	limit := 1 + int64(elapsed/interval)
 	if got < 2 || got > limit {
 		t.Fatalf("unknown-kid fetches in %v = %d, want between 2 and %d", elapsed, got, limit)
+	}
+}
+
+// A rate-limited refetch is skipped, not waited for: a token with an unknown
+// kid must not hold its request until the limiter allows the next fetch.
+func TestJWKSUnknownKIDNeverWaitsForTheLimiter(t *testing.T) {
+	k := vtKeys(t)
+	srv := vtJWKSServer(t, vtJWK(t, &k.p256.PublicKey, "k1", "", ""))
+	v := vtVerifier(t, VerifierConfig{JWKS: []string{srv.url()}, JWKSUnknownKIDInterval: 3 * time.Second})
+	tok := vtSign(t, jwt.SigningMethodES256, k.p256b, "unknown", vtClaims(nil))
+	vtExpect(t, v, tok, Invalid, "unknown key") // uses the limiter's one token
+	start := time.Now()
+	vtExpect(t, v, tok, Invalid, "unknown key")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("second unknown-kid Verify took %v", d)
+	}
+	if got := srv.hits.Load(); got != 2 {
+		t.Fatalf("fetches = %d, want 2", got)
 	}
 }
 

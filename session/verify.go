@@ -233,7 +233,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 			case i < 0:
 				return nil, fmt.Errorf("unknown algorithm %q (supported: %s)", name, strings.Join(jwsAlgNames[:], ", "))
 			case !have.has(i) && !hasJWKS:
-				return nil, fmt.Errorf("algorithm %s: no configured key can verify it (the keys given verify: %s)", name, describeAlgs(have))
+				return nil, fmt.Errorf("algorithm %s: no configured key can verify it (the keys given verify: %s)", name, describeJWSAlgs(have))
 			}
 			v.explicit |= 1 << i
 		}
@@ -242,7 +242,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		// almost certainly a configuration mistake, not an intent.
 		for i, k := range v.static {
 			if k.algs&v.allowed == 0 {
-				return nil, fmt.Errorf("key %d (%s) can verify none of the allowed algorithms (%s)", i+1, describeAlgs(k.algs), describeAlgs(v.allowed))
+				return nil, fmt.Errorf("key %d (%s) can verify none of the allowed algorithms (%s)", i+1, describeJWSAlgs(k.algs), describeJWSAlgs(v.allowed))
 			}
 		}
 	}
@@ -260,7 +260,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	return v, nil
 }
 
-func describeAlgs(s jwsAlgSet) string {
+func describeJWSAlgs(s jwsAlgSet) string {
 	if s == 0 {
 		return "none"
 	}
@@ -293,7 +293,7 @@ func (v *Verifier) addStatic(k verifyKey) error {
 	defer v.mu.Unlock()
 	if v.explicit != 0 {
 		if k.algs&v.explicit == 0 {
-			return fmt.Errorf("key (%s) can verify none of the allowed algorithms (%s)", describeAlgs(k.algs), describeAlgs(v.explicit))
+			return fmt.Errorf("key (%s) can verify none of the allowed algorithms (%s)", describeJWSAlgs(k.algs), describeJWSAlgs(v.explicit))
 		}
 	} else {
 		v.allowed |= k.algs
@@ -381,13 +381,13 @@ func (v *Verifier) rebuildLocked() {
 	}
 
 	for i := range jwsCount {
-		st.anyKid[i] = keyCandidates(anyLists[i])
+		st.anyKid[i] = jwsKeyCandidates(anyLists[i])
 	}
 	for kid, lists := range kidLists {
 		c := new([jwsCount]any)
 		for i := range jwsCount {
 			// Keys bound to the kid first: they are the likely match.
-			c[i] = keyCandidates(slices.Concat(lists[i], anyLists[i]))
+			c[i] = jwsKeyCandidates(slices.Concat(lists[i], anyLists[i]))
 		}
 		st.byKid[kid] = c
 	}
@@ -395,9 +395,9 @@ func (v *Verifier) rebuildLocked() {
 	v.state.Store(st)
 }
 
-// keyCandidates turns a key list into what a jwt.Keyfunc returns, boxed once
+// jwsKeyCandidates turns a key list into what a jwt.Keyfunc returns, boxed once
 // here instead of on every Verify.
-func keyCandidates(keys []jwt.VerificationKey) any {
+func jwsKeyCandidates(keys []jwt.VerificationKey) any {
 	switch len(keys) {
 	case 0:
 		return nil
@@ -445,7 +445,7 @@ func (v *Verifier) Verify(token string) Result {
 		return Result{Verdict: Missing}
 	}
 	if len(token) > tokenMaxBytes {
-		return invalid(reasonTooLarge)
+		return invalidResult(reasonTooLarge)
 	}
 	st := v.state.Load()
 	res, unknownKid, retry := v.verifyWith(st, token)
@@ -466,19 +466,19 @@ func (v *Verifier) verifyWith(st *verifyState, token string) (res Result, kid st
 	if err == nil {
 		return v.checkClaims(claims, v.now()), "", false
 	}
-	reason := parseFailure(err, tok, st.allowed)
+	reason := verifyFailureReason(err, tok, st.allowed)
 	if reason == reasonUnknownKey || reason == reasonSignature {
 		if kid, ok := tok.Header["kid"].(string); ok {
 			if _, known := st.byKid[kid]; !known {
-				return invalid(reason), kid, true
+				return invalidResult(reason), kid, true
 			}
 		}
 	}
-	return invalid(reason), "", false
+	return invalidResult(reason), "", false
 }
 
-// parseFailure names the reason golang-jwt refused a token.
-func parseFailure(err error, tok *jwt.Token, allowed jwsAlgSet) string {
+// verifyFailureReason names the reason golang-jwt refused a token.
+func verifyFailureReason(err error, tok *jwt.Token, allowed jwsAlgSet) string {
 	if errors.Is(err, jwt.ErrTokenMalformed) || tok == nil {
 		return reasonMalformed
 	}
@@ -500,7 +500,7 @@ func parseFailure(err error, tok *jwt.Token, allowed jwsAlgSet) string {
 	return reasonMalformed
 }
 
-func invalid(reason string) Result {
+func invalidResult(reason string) Result {
 	return Result{Verdict: Invalid, Reason: reason}
 }
 
@@ -511,57 +511,57 @@ func invalid(reason string) Result {
 // check passes; "exp" must be strictly after now - leeway (RFC 7519 §4.1.4:
 // the current time must be before it).
 func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
-	sub, ok := optionalString(c, "sub")
+	sub, ok := claimString(c, "sub")
 	if !ok {
-		return invalid(reasonSubMalformed)
+		return invalidResult(reasonSubMalformed)
 	}
-	sid, ok := optionalString(c, "sid")
+	sid, ok := claimString(c, "sid")
 	if !ok {
-		return invalid(reasonSidMalformed)
+		return invalidResult(reasonSidMalformed)
 	}
 	rawExp, ok := c["exp"]
 	if !ok {
-		return invalid(reasonExpMissing)
+		return invalidResult(reasonExpMissing)
 	}
-	exp, ok := numericDate(rawExp)
+	exp, ok := claimNumericDate(rawExp)
 	if !ok {
-		return invalid(reasonExpMalformed)
+		return invalidResult(reasonExpMalformed)
 	}
 	var nbf time.Time
 	if raw, ok := c["nbf"]; ok {
-		if nbf, ok = numericDate(raw); !ok {
-			return invalid(reasonNbfMalformed)
+		if nbf, ok = claimNumericDate(raw); !ok {
+			return invalidResult(reasonNbfMalformed)
 		}
 		if now.Add(v.leeway).Before(nbf) {
-			return invalid(reasonNotYetValid)
+			return invalidResult(reasonNotYetValid)
 		}
 	}
 	if raw, ok := c["iat"]; ok {
 		// Type and range only: a future iat is clock skew, not forgery.
-		if _, ok := numericDate(raw); !ok {
-			return invalid(reasonIatMalformed)
+		if _, ok := claimNumericDate(raw); !ok {
+			return invalidResult(reasonIatMalformed)
 		}
 	}
-	iss, ok := optionalString(c, "iss")
+	iss, ok := claimString(c, "iss")
 	if !ok {
-		return invalid(reasonIssMalformed)
+		return invalidResult(reasonIssMalformed)
 	}
 	if v.issuer != "" && iss != v.issuer {
-		return invalid(reasonIssuer)
+		return invalidResult(reasonIssuer)
 	}
-	match, ok := audienceMatch(c["aud"], v.audience)
+	match, ok := claimAudienceMatch(c["aud"], v.audience)
 	if !ok {
-		return invalid(reasonAudMalformed)
+		return invalidResult(reasonAudMalformed)
 	}
 	if len(v.audience) > 0 && !match {
-		return invalid(reasonAudience)
+		return invalidResult(reasonAudience)
 	}
 
 	res := Result{
 		Verdict:   Valid,
 		Subject:   sub,
 		SessionID: sid,
-		Claims:    scalarClaims(c),
+		Claims:    claimScalars(c),
 		ExpiresAt: exp,
 		NotBefore: nbf,
 	}
@@ -572,8 +572,8 @@ func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
 	return res
 }
 
-// optionalString returns a claim that must be a string when present.
-func optionalString(c map[string]any, name string) (string, bool) {
+// claimString returns a claim that must be a string when present.
+func claimString(c map[string]any, name string) (string, bool) {
 	raw, present := c[name]
 	if !present {
 		return "", true
@@ -582,10 +582,10 @@ func optionalString(c map[string]any, name string) (string, bool) {
 	return s, ok
 }
 
-// audienceMatch reports whether aud (a string or an array of strings, RFC
+// claimAudienceMatch reports whether aud (a string or an array of strings, RFC
 // 7519 §4.1.3) contains one of want, and whether aud is well formed. An
 // absent aud is well formed and matches nothing.
-func audienceMatch(aud any, want []string) (match, ok bool) {
+func claimAudienceMatch(aud any, want []string) (match, ok bool) {
 	switch a := aud.(type) {
 	case nil:
 		return false, true
@@ -606,16 +606,16 @@ func audienceMatch(aud any, want []string) (match, ok bool) {
 	return false, false
 }
 
-// numericDateMax is 2^53, the largest integer every JSON implementation
+// claimNumericDateMax is 2^53, the largest integer every JSON implementation
 // represents exactly; the contract bounds exp/nbf/iat by it.
-const numericDateMax = 1 << 53
+const claimNumericDateMax = 1 << 53
 
-// numericDate reads a NumericDate (RFC 7519 §2): a JSON number, possibly
+// claimNumericDate reads a NumericDate (RFC 7519 §2): a JSON number, possibly
 // fractional, from 0 to 2^53. Strings, null and out-of-range values fail.
 // Integers, the usual form, are compared exactly; other forms go through
 // float64, and only the one float64 value that may hide a rounding across
 // the bound (2^53 itself) is re-checked exactly.
-func numericDate(raw any) (time.Time, bool) {
+func claimNumericDate(raw any) (time.Time, bool) {
 	n, ok := raw.(json.Number)
 	if !ok {
 		return time.Time{}, false
@@ -623,18 +623,18 @@ func numericDate(raw any) (time.Time, bool) {
 	s := string(n)
 	if !strings.ContainsAny(s, ".eE") {
 		i, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || i < 0 || i > numericDateMax {
+		if err != nil || i < 0 || i > claimNumericDateMax {
 			return time.Time{}, false
 		}
 		return time.Unix(i, 0), true
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > numericDateMax {
+	if err != nil || math.IsNaN(f) || f < 0 || f > claimNumericDateMax {
 		return time.Time{}, false
 	}
-	if f == numericDateMax {
+	if f == claimNumericDateMax {
 		r, ok := new(big.Rat).SetString(s)
-		if !ok || r.Cmp(new(big.Rat).SetInt64(numericDateMax)) > 0 {
+		if !ok || r.Cmp(new(big.Rat).SetInt64(claimNumericDateMax)) > 0 {
 			return time.Time{}, false
 		}
 	}
@@ -642,8 +642,8 @@ func numericDate(raw any) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// scalarClaims lists the string, number and boolean claims, sorted by name.
-func scalarClaims(c map[string]any) []Claim {
+// claimScalars lists the string, number and boolean claims, sorted by name.
+func claimScalars(c map[string]any) []Claim {
 	out := make([]Claim, 0, len(c))
 	for name, raw := range c {
 		switch x := raw.(type) {
