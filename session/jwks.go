@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -40,9 +41,12 @@ const (
 type jwksSource struct {
 	*jwkset.MemoryJWKSet
 	v      *Verifier
-	loc    string // what is fetched: the URL or file:// URL; identifies the source
-	name   string // for logs: the URL without credentials, or the file path
-	loaded chan struct{}
+	loc    string        // what is fetched: the URL or file:// URL; identifies the source
+	name   string        // for logs: the URL without credentials, or the file path
+	loaded chan struct{} // closed by the first successful fetch
+	// loadedOnce guards the close: refreshes may run concurrently (periodic,
+	// unknown-kid, start-up retry).
+	loadedOnce sync.Once
 }
 
 // KeyReplaceAll stores a freshly fetched set and hands it to the verifier.
@@ -51,11 +55,7 @@ func (s *jwksSource) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) erro
 		return err
 	}
 	s.v.jwksReplaced(s, given)
-	select {
-	case <-s.loaded:
-	default:
-		close(s.loaded)
-	}
+	s.loadedOnce.Do(func() { close(s.loaded) })
 	return nil
 }
 
