@@ -177,10 +177,17 @@ type verifyState struct {
 }
 
 // NewVerifier validates cfg and prepares a Verifier. JWK Sets are fetched
-// before it returns; one that cannot be fetched is logged and retried in the
-// background (an identity provider being down must not stop the server), but a
-// JWKS file that cannot be read or parsed is an error. Background work stops
-// when ctx ends or Close is called.
+// before it returns (each fetch may take up to the HTTP timeout); a URL that
+// cannot be fetched is logged and retried in the background (an identity
+// provider being down must not stop the server), but a JWKS file that cannot
+// be read or parsed is an error. Background work stops when ctx ends or Close
+// is called.
+//
+// A configuration without any key is accepted (such a Verifier finds every
+// token Invalid until a key is added), so that a caller can add its own key
+// with AddPublicKey; requiring at least one key source is the caller's call.
+// Algorithms, though, are checked against the keys in cfg only: a key needed
+// to justify an entry of Algorithms must be in cfg, not added later.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	v := &Verifier{
 		issuer:   cfg.Issuer,
