@@ -47,6 +47,9 @@ func site(t *testing.T, body string) string {
 	port := freePort(t)
 	cfg := fmt.Sprintf(`{
 	admin localhost:2999
+	log {
+		level WARN
+	}
 	http_port %d
 	auto_https off
 	persist_config off
@@ -501,8 +504,12 @@ http://localhost:9999 {
 	reverse_proxy /api/* 127.0.0.1:1
 	respond /hi "hi"
 	file_server
-	route /r { respond "r" }
-	handle /h { respond "h" }
+	route /r {
+		respond "r"
+	}
+	handle /h {
+		respond "h"
+	}
 	session_gate {
 		secret "` + testSecret + `"
 	}
@@ -549,13 +556,14 @@ http://localhost:9999 {
 
 func TestConfigErrorsNameTheDirective(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
-		{`session_gate { secrt x }`, `unrecognized subdirective "secrt"`},
-		{`session_gate { bearer maybe secret x }`, "bearer"},
-		{`session_gate { leeway soon }`, "leeway"},
-		{`session_gate { refresher { store mongo } }`, "store"},
-		{`session_gate { token_cache lots }`, "token_cache"},
+		{"secrt x", `unrecognized subdirective "secrt"`},
+		{"bearer maybe", "bearer"},
+		{"leeway soon", "leeway"},
+		{"refresher {\n store mongo\n }", "store"},
+		{"token_cache lots", "token_cache"},
+		{"refresh_upstream", "upstream"},
 	} {
-		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://localhost:9999 {\n"+c.body+"\n}\n"), nil)
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(gateSite(c.body)), nil)
 		if err == nil || !strings.Contains(err.Error(), "session_gate") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one naming session_gate and %q", c.body, err, c.want)
 		}
@@ -569,13 +577,13 @@ func TestProvisionErrorsNameTheSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ body, want string }{
-		{`session_gate { secret short }`, "32 bytes"},
-		{`session_gate { cookie sAccessToken }`, "no key"},
-		{`session_gate { public_key ` + badPEM + ` }`, "public_key"},
-		{`session_gate { secret "` + testSecret + `"
-			algorithms none }`, "none"},
+		{"secret short", "32 bytes"},
+		{"cookie sAccessToken", "no key"},
+		{"public_key " + badPEM, "public_key"},
+		{"secret " + testSecret + "\nalgorithms none", "none"},
+		{"secret " + testSecret + "\nlogin_url //evil.example/login", "login_url"},
 	} {
-		err := validateCaddyfile(t, "http://localhost:9999 {\n"+c.body+"\n}\n")
+		err := validateCaddyfile(t, gateSite(c.body))
 		if err == nil || !strings.Contains(err.Error(), "session_gate") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one naming session_gate and %q", c.body, err, c.want)
 		}
@@ -595,4 +603,9 @@ func validateCaddyfile(t *testing.T, text string) error {
 		t.Fatal(err)
 	}
 	return caddy.Validate(&cfg)
+}
+
+// gateSite is a one-site Caddyfile whose session_gate block holds settings.
+func gateSite(settings string) string {
+	return "http://localhost:9999 {\n\tsession_gate {\n" + settings + "\n\t}\n\trespond ok\n}\n"
 }
