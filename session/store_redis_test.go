@@ -200,10 +200,10 @@ func TestStoreRedisHung(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := srv.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.cmd.Process.Signal(syscall.SIGCONT)
+	defer srv.Signal(syscall.SIGCONT)
 	began := time.Now()
 	_, err = r.Refresh(ctx, start.Refresh)
 	took := time.Since(began)
@@ -211,7 +211,7 @@ func TestStoreRedisHung(t *testing.T) {
 		t.Fatalf("refresh with Redis hung: %v after %v", err, took)
 	}
 	t.Logf("refresh with Redis hung: %v after %v", err, took.Round(time.Millisecond))
-	_ = srv.cmd.Process.Signal(syscall.SIGCONT)
+	_ = srv.Signal(syscall.SIGCONT)
 	// The rotation may have been applied before the timeout, and the
 	// refresher told the client nothing: the old token is then within its
 	// grace, never "reuse".

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package redistest
+
+import "os"
+
+// resume does nothing where processes cannot be stopped with a signal.
+func resume(*os.Process) {}
