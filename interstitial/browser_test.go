@@ -22,92 +22,16 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/session-gate/session_gate/internal/browsertest"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/interstitial-light.png and docs/interstitial-dark.png")
 
-const chromiumPath = "/usr/bin/chromium"
-
-// startBrowser launches one headless Chromium for the calling test, with a
-// fresh profile that is removed afterwards, and returns its first tab.
-func startBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %s is missing: %v", chromiumPath, err)
-		}
-		t.Skipf("%s not found: install Chromium (apt-get install chromium) to run the browser tests", chromiumPath)
-	}
-	dir, err := os.MkdirTemp("", "session_gate-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox, // needed as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(dir),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		// Chromium's children can still write to the profile for a moment
-		// after the browser is gone.
-		for range 50 {
-			if os.RemoveAll(dir) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("could not remove %s", dir)
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
-	return ctx
-}
-
-// newTab opens a tab in the browser; each case also gets its own server, so
-// its own origin and so its own storage and locks. An uncaught exception or a
-// Content-Security-Policy violation in the tab fails the test.
-func newTab(t *testing.T, browser context.Context) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser)
-	done := make(chan struct{})
-	t.Cleanup(func() { <-done }) // after cancel: cleanups run last-in first-out
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		close(done)
-		t.Fatal(err)
-	}
-	messages := chromedp.Console(ctx)
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			switch {
-			case m.IsException():
-				t.Errorf("page exception: %s", m)
-			case strings.Contains(m.Text, "Content Security Policy"):
-				t.Errorf("CSP violation: %s", m)
-			default:
-				t.Logf("console %s: %s", m.Type, m.Text)
-			}
-		}
-	}()
-	ctx, cancelT := context.WithTimeout(ctx, 20*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
-}
-
 // site is a stand-in for the gate: /app answers with the interstitial until a
-// refresh has succeeded, and /refresh answers what the case wants.
+// refresh has succeeded, and /refresh answers what the case wants. Each case
+// gets its own site, so its own origin and so its own storage and locks in
+// the shared browser.
 type site struct {
 	t      *testing.T
 	srv    *httptest.Server
@@ -278,36 +202,6 @@ func (s *site) wait(prefix string, timeout time.Duration) string {
 	}
 }
 
-// open starts a navigation without waiting for the load event: the page may
-// well navigate away again before it fires.
-func open(t *testing.T, ctx context.Context, u string) {
-	t.Helper()
-	if _, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u}); err != nil {
-		t.Fatalf("navigate %s: %v", u, err)
-	}
-}
-
-// waitJS evaluates expr until it returns want; evaluation errors (a
-// navigation in progress) just mean "not yet".
-func waitJS(t *testing.T, ctx context.Context, expr, want string) {
-	t.Helper()
-	deadline := time.Now().Add(8 * time.Second)
-	var got string
-	for time.Now().Before(deadline) {
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err == nil && v == want {
-			return
-		}
-		if err == nil {
-			got = v
-		} else {
-			got = "error: " + err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s = %q, want %q", expr, got, want)
-}
-
 // visible is a JS expression: "visible" when the element is shown.
 func visible(id string) string {
 	return fmt.Sprintf(`(function(){var e=document.getElementById(%q);return e&&e.offsetParent!==null?"visible":"hidden"})()`, id)
@@ -316,16 +210,16 @@ func visible(id string) string {
 const heading = `document.getElementById("t")?document.getElementById("t").textContent:""`
 
 func TestBrowser(t *testing.T) {
-	browser := startBrowser(t)
+	browser := browsertest.Start(t)
 
 	t.Run("refresh 200 reloads the URL", func(t *testing.T) {
 		s := newSite(t, http.StatusOK)
-		ctx := newTab(t, browser)
-		open(t, ctx, s.srv.URL+"/app?b=1#frag")
+		ctx := browsertest.NewTab(t, browser)
+		browsertest.Open(t, ctx, s.srv.URL+"/app?b=1#frag")
 		s.wait("interstitial GET /app?b=1", 5*time.Second)
 		s.wait("refresh 1", 5*time.Second)
 		s.wait("content GET /app?b=1", 5*time.Second)
-		waitJS(t, ctx, "document.title+' '+location.href", "content "+s.srv.URL+"/app?b=1#frag")
+		browsertest.WaitJS(t, ctx, "document.title+' '+location.href", "content "+s.srv.URL+"/app?b=1#frag")
 		if posts, _ := s.count(); posts != 1 {
 			t.Errorf("%d refresh POSTs, want 1", posts)
 		}
@@ -338,10 +232,10 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("refresh 401 goes to login", func(t *testing.T) {
 		s := newSite(t, http.StatusUnauthorized)
-		ctx := newTab(t, browser)
-		open(t, ctx, s.srv.URL+"/app?b=1")
+		ctx := browsertest.NewTab(t, browser)
+		browsertest.Open(t, ctx, s.srv.URL+"/app?b=1")
 		s.wait("login /login?redirectToPath=%2Fapp%3Fb%3D1", 5*time.Second)
-		waitJS(t, ctx, "document.title+' '+location.pathname+location.search", "login /login?redirectToPath=%2Fapp%3Fb%3D1")
+		browsertest.WaitJS(t, ctx, "document.title+' '+location.pathname+location.search", "login /login?redirectToPath=%2Fapp%3Fb%3D1")
 		if posts, _ := s.count(); posts != 1 {
 			t.Errorf("%d refresh POSTs, want 1", posts)
 		}
@@ -349,23 +243,23 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("refresh 403 goes to login", func(t *testing.T) {
 		s := newSite(t, http.StatusForbidden)
-		ctx := newTab(t, browser)
-		open(t, ctx, s.srv.URL+"/app")
+		ctx := browsertest.NewTab(t, browser)
+		browsertest.Open(t, ctx, s.srv.URL+"/app")
 		s.wait("login /login?redirectToPath=%2Fapp", 5*time.Second)
 	})
 
 	t.Run("refresh 500 retries then offers Retry", func(t *testing.T) {
 		s := newSite(t, http.StatusInternalServerError)
-		ctx := newTab(t, browser)
+		ctx := browsertest.NewTab(t, browser)
 		start := time.Now()
-		open(t, ctx, s.srv.URL+"/app?b=1")
+		browsertest.Open(t, ctx, s.srv.URL+"/app?b=1")
 		s.wait("refresh 3", 6*time.Second)
-		waitJS(t, ctx, visible("retry"), "visible")
+		browsertest.WaitJS(t, ctx, visible("retry"), "visible")
 		if took := time.Since(start); took < 2500*time.Millisecond {
 			t.Errorf("three attempts took %v: no backoff", took)
 		}
-		waitJS(t, ctx, heading, "Couldn’t restore your session")
-		waitJS(t, ctx, visible("signin"), "visible")
+		browsertest.WaitJS(t, ctx, heading, "Couldn’t restore your session")
+		browsertest.WaitJS(t, ctx, visible("signin"), "visible")
 		time.Sleep(300 * time.Millisecond)
 		if posts, _ := s.count(); posts != 3 {
 			t.Errorf("%d refresh POSTs, want 3 (1 + 2 automatic retries)", posts)
@@ -384,9 +278,9 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("network error retries then offers Retry", func(t *testing.T) {
 		s := newSite(t, dropConnection)
-		ctx := newTab(t, browser)
-		open(t, ctx, s.srv.URL+"/app")
-		waitJS(t, ctx, visible("retry"), "visible")
+		ctx := browsertest.NewTab(t, browser)
+		browsertest.Open(t, ctx, s.srv.URL+"/app")
+		browsertest.WaitJS(t, ctx, visible("retry"), "visible")
 		// Chromium itself sends a POST again once when a reused keep-alive
 		// connection closes without an answer, so the server can see up to
 		// two requests per attempt of the page.
@@ -398,13 +292,13 @@ func TestBrowser(t *testing.T) {
 	t.Run("loop guard stops a second refresh", func(t *testing.T) {
 		s := newSite(t, http.StatusOK)
 		s.set(func(s *site) { s.stubborn = true })
-		ctx := newTab(t, browser)
-		open(t, ctx, s.srv.URL+"/app?b=1")
+		ctx := browsertest.NewTab(t, browser)
+		browsertest.Open(t, ctx, s.srv.URL+"/app?b=1")
 		s.wait("refresh 1", 5*time.Second)
 		s.wait("interstitial GET /app?b=1", 5*time.Second)
-		waitJS(t, ctx, heading, "Please sign in again")
-		waitJS(t, ctx, visible("signin"), "visible")
-		waitJS(t, ctx, `document.getElementById("signin").getAttribute("href")`, s.srv.URL+"/login?redirectToPath=%2Fapp%3Fb%3D1")
+		browsertest.WaitJS(t, ctx, heading, "Please sign in again")
+		browsertest.WaitJS(t, ctx, visible("signin"), "visible")
+		browsertest.WaitJS(t, ctx, `document.getElementById("signin").getAttribute("href")`, s.srv.URL+"/login?redirectToPath=%2Fapp%3Fb%3D1")
 		time.Sleep(500 * time.Millisecond)
 		if posts, shown := s.count(); posts != 1 || shown != 2 {
 			t.Errorf("%d refresh POSTs and %d interstitials, want 1 and 2", posts, shown)
@@ -413,7 +307,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("form POST is re-submitted with its fields", func(t *testing.T) {
 		s := newSite(t, http.StatusOK)
-		ctx := newTab(t, browser)
+		ctx := browsertest.NewTab(t, browser)
 		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/form")); err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +320,7 @@ func TestBrowser(t *testing.T) {
 		if !ok || !slices.Equal(got, replayFields) {
 			t.Errorf("re-submitted fields:\n%q\nwant\n%q", got, replayFields)
 		}
-		waitJS(t, ctx, "document.title+' '+location.pathname+location.search", "content /app?x=1")
+		browsertest.WaitJS(t, ctx, "document.title+' '+location.pathname+location.search", "content /app?x=1")
 		if posts, _ := s.count(); posts != 1 {
 			t.Errorf("%d refresh POSTs, want 1", posts)
 		}
@@ -434,7 +328,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("multipart form is not kept and the page says so", func(t *testing.T) {
 		s := newSite(t, http.StatusOK)
-		ctx := newTab(t, browser)
+		ctx := browsertest.NewTab(t, browser)
 		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/form?enctype=multipart/form-data")); err != nil {
 			t.Fatal(err)
 		}
@@ -443,13 +337,13 @@ func TestBrowser(t *testing.T) {
 		}
 		s.wait("interstitial POST /app?x=1 0", 5*time.Second)
 		s.wait("refresh 1", 5*time.Second)
-		waitJS(t, ctx, heading, "Session restored")
-		waitJS(t, ctx, `document.querySelector(".note").textContent`, "The form you sent could not be kept. You may need to fill it in again.")
-		waitJS(t, ctx, visible("back"), "visible")
+		browsertest.WaitJS(t, ctx, heading, "Session restored")
+		browsertest.WaitJS(t, ctx, `document.querySelector(".note").textContent`, "The form you sent could not be kept. You may need to fill it in again.")
+		browsertest.WaitJS(t, ctx, visible("back"), "visible")
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("back"))); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "document.title+' '+location.pathname", "form /form")
+		browsertest.WaitJS(t, ctx, "document.title+' '+location.pathname", "form /form")
 		if posts, _ := s.count(); posts != 1 {
 			t.Errorf("%d refresh POSTs, want 1", posts)
 		}
@@ -462,7 +356,7 @@ func TestBrowser(t *testing.T) {
 			const tabs = 3
 			var ctxs []context.Context
 			for range tabs {
-				ctx := newTab(t, browser)
+				ctx := browsertest.NewTab(t, browser)
 				if !locks {
 					// The localStorage lock of browsers without Web Locks.
 					_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
@@ -474,15 +368,15 @@ func TestBrowser(t *testing.T) {
 				ctxs = append(ctxs, ctx)
 			}
 			for i, ctx := range ctxs {
-				open(t, ctx, fmt.Sprintf("%s/app?tab=%d", s.srv.URL, i))
+				browsertest.Open(t, ctx, fmt.Sprintf("%s/app?tab=%d", s.srv.URL, i))
 			}
 			for range tabs {
 				s.wait("content GET /app?tab=", 8*time.Second)
 			}
 			for i, ctx := range ctxs {
-				waitJS(t, ctx, "document.title+' '+location.search", fmt.Sprintf("content ?tab=%d", i))
+				browsertest.WaitJS(t, ctx, "document.title+' '+location.search", fmt.Sprintf("content ?tab=%d", i))
 				if !locks {
-					waitJS(t, ctx, `String(navigator.locks)`, "undefined")
+					browsertest.WaitJS(t, ctx, `String(navigator.locks)`, "undefined")
 				}
 			}
 			if posts, shown := s.count(); posts != 1 || shown != tabs {
@@ -493,7 +387,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("without JavaScript the form continues", func(t *testing.T) {
 		s := newSite(t, http.StatusOK)
-		ctx := newTab(t, browser)
+		ctx := browsertest.NewTab(t, browser)
 		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -511,14 +405,14 @@ func TestBrowser(t *testing.T) {
 	t.Run("reduced motion calms the spinner", func(t *testing.T) {
 		s := newSite(t, 0)
 		for _, c := range []struct{ pref, want string }{{"no-preference", "r"}, {"reduce", "f"}} {
-			ctx := newTab(t, browser)
+			ctx := browsertest.NewTab(t, browser)
 			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 				Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: c.pref}},
 			}); err != nil {
 				t.Fatal(err)
 			}
-			open(t, ctx, s.srv.URL+"/app")
-			waitJS(t, ctx, `getComputedStyle(document.querySelector(".spin")).animationName`, c.want)
+			browsertest.Open(t, ctx, s.srv.URL+"/app")
+			browsertest.WaitJS(t, ctx, `getComputedStyle(document.querySelector(".spin")).animationName`, c.want)
 		}
 	})
 }
@@ -527,12 +421,12 @@ func TestBrowser(t *testing.T) {
 // writes docs/interstitial-{light,dark}.png; without, it checks that the two
 // schemes really differ.
 func TestScreenshot(t *testing.T) {
-	browser := startBrowser(t)
+	browser := browsertest.Start(t)
 	for _, scheme := range []string{"light", "dark"} {
 		// The refresh never answers, so the page stays on "Restoring"; a
 		// site per scheme, or the second tab would wait for the first's lock.
 		s := newSite(t, 0)
-		ctx := newTab(t, browser)
+		ctx := browsertest.NewTab(t, browser)
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(720, 460, chromedp.EmulateScale(2))); err != nil {
 			t.Fatal(err)
 		}
@@ -541,9 +435,9 @@ func TestScreenshot(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		open(t, ctx, s.srv.URL+"/app")
+		browsertest.Open(t, ctx, s.srv.URL+"/app")
 		s.wait("refresh", 5*time.Second)
-		waitJS(t, ctx, "document.readyState", "complete")
+		browsertest.WaitJS(t, ctx, "document.readyState", "complete")
 		time.Sleep(200 * time.Millisecond)
 		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {

@@ -1,0 +1,230 @@
+// Package browsertest runs tests in a real headless Chromium (Debian's
+// /usr/bin/chromium) through chromedp.
+//
+// [Start] launches one browser for a test, with flags that work as root and a
+// fresh profile that is removed when the test ends; [NewTab] opens a tab that
+// fails the test on a page exception or a Content-Security-Policy violation;
+// [Open] starts a navigation without waiting for it; [WaitJS] polls a
+// JavaScript expression; [RecordRequests] keeps a log of a tab's HTTP
+// exchanges.
+//
+// When Chromium is missing the test is skipped, or failed when the
+// environment says CI=true: a CI run must not pass without its browser tests.
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumPath is the browser the tests run.
+const ChromiumPath = "/usr/bin/chromium"
+
+// TabTimeout bounds everything a tab from [NewTab] does.
+const TabTimeout = 20 * time.Second
+
+// WaitTimeout is how long [WaitJS] waits for its expression.
+const WaitTimeout = 8 * time.Second
+
+// Start launches one headless Chromium for the calling test and returns the
+// context of its first tab; [NewTab] opens more. The profile is a new
+// temporary directory, removed when the test ends, so nothing (cookies,
+// storage, cache) is shared between tests.
+//
+// Without /usr/bin/chromium the test is skipped, or fails when CI=true.
+func Start(t testing.TB) context.Context {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %s is missing: %v", ChromiumPath, err)
+		}
+		t.Skipf("%s not found: install Chromium (apt-get install chromium) to run the browser tests", ChromiumPath)
+	}
+	dir, err := os.MkdirTemp("", "session_gate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// chromedp's defaults already include --headless, --no-first-run,
+	// --disable-background-networking and --disable-sync.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.NoSandbox, // needed as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(dir),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		// Chromium's children can still write to the profile for a moment
+		// after the browser is gone.
+		for range 50 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", dir)
+	})
+	// The first run starts the browser and binds it to ctx, which has no
+	// timeout: only the test's end stops it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", ChromiumPath, err)
+	}
+	return ctx
+}
+
+// NewTab opens a tab in the browser from [Start] and closes it when the test
+// (or subtest) ends. Its console goes to the test log; an uncaught exception
+// or a Content-Security-Policy violation fails the test. Everything done in
+// the tab must finish within [TabTimeout].
+//
+// Tabs of one browser share cookies and storage per origin.
+func NewTab(t testing.TB, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done }) // after cancel: cleanups run last-in first-out
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		close(done)
+		t.Fatal(err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			switch {
+			case m.IsException():
+				t.Errorf("page exception: %s", m)
+			case strings.Contains(m.Text, "Content Security Policy"):
+				t.Errorf("CSP violation: %s", m)
+			default:
+				t.Logf("console %s: %s", m.Type, m.Text)
+			}
+		}
+	}()
+	ctx, cancelT := context.WithTimeout(ctx, TabTimeout)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// Open starts a navigation of the tab to u without waiting for the load
+// event: the page may well navigate away again before it fires. Follow it
+// with [WaitJS].
+func Open(t testing.TB, tab context.Context, u string) {
+	t.Helper()
+	if _, err := chromedp.Call(tab, page.Navigate, page.NavigateParams{URL: u}); err != nil {
+		t.Fatalf("navigate %s: %v", u, err)
+	}
+}
+
+// WaitJS evaluates the JavaScript expression expr in the tab until it returns
+// the string want, for at most [WaitTimeout], and fails the test otherwise
+// with the last value seen. An evaluation error (a navigation in progress)
+// just means "not yet".
+func WaitJS(t testing.TB, tab context.Context, expr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	var got string
+	for time.Now().Before(deadline) && tab.Err() == nil {
+		v, err := chromedp.Run(tab, chromedp.Evaluate[string](expr))
+		if err == nil && v == want {
+			return
+		}
+		if err == nil {
+			got = v
+		} else {
+			got = "error: " + err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s = %q, want %q", expr, got, want)
+}
+
+// Requests is the log of a tab's HTTP exchanges, from [RecordRequests].
+type Requests struct {
+	mu      sync.Mutex
+	pending map[network.RequestID]string
+	done    []string
+}
+
+// RecordRequests logs, from now on, every http(s) exchange of the tab as
+// "METHOD /path?query STATUS" (each hop of a redirect separately, "failed"
+// for a request without an answer), in the order the browser reports them.
+func RecordRequests(t testing.TB, tab context.Context) *Requests {
+	t.Helper()
+	r := &Requests{pending: map[network.RequestID]string{}}
+	err := chromedp.Listen(tab, func(ev any) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if ev.RedirectResponse != nil {
+				r.finish(ev.RequestID, fmt.Sprint(ev.RedirectResponse.Status))
+			}
+			if target, ok := requestTarget(ev.Request.URL); ok {
+				r.pending[ev.RequestID] = ev.Request.Method + " " + target
+			}
+		case *network.EventResponseReceived:
+			r.finish(ev.RequestID, fmt.Sprint(ev.Response.Status))
+		case *network.EventLoadingFailed:
+			r.finish(ev.RequestID, "failed")
+		}
+	})
+	if err != nil {
+		t.Fatalf("listen to the tab's network events: %v", err)
+	}
+	return r
+}
+
+func (r *Requests) finish(id network.RequestID, status string) {
+	if req, ok := r.pending[id]; ok {
+		delete(r.pending, id)
+		r.done = append(r.done, req+" "+status)
+	}
+}
+
+// requestTarget is the path and query of an http(s) URL.
+func requestTarget(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", false
+	}
+	return u.RequestURI(), true
+}
+
+// List returns the exchanges that have an answer so far, oldest first.
+func (r *Requests) List() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.done...)
+}
+
+// Count is how many answered exchanges start with prefix, such as
+// "POST /refreshsession" or "POST /refreshsession 200".
+func (r *Requests) Count(prefix string) int {
+	n := 0
+	for _, e := range r.List() {
+		if strings.HasPrefix(e, prefix) {
+			n++
+		}
+	}
+	return n
+}
