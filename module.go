@@ -358,6 +358,9 @@ func (g *Gate) Cleanup() error {
 	if g.cache != nil {
 		g.cache.Close()
 	}
+	if g.page != nil {
+		g.page.Close()
+	}
 	if g.refresher != nil {
 		return g.refresher.close()
 	}

@@ -18,7 +18,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // DefaultReturnParam is the form field that carries the return path in the
@@ -73,7 +76,8 @@ type Data struct {
 // Page is a parsed interstitial template, ready to serve. It is safe for
 // concurrent use.
 type Page struct {
-	tmpl *template.Template
+	tmpl     *template.Template
+	rendered *otter.Cache[string, *prerendered]
 }
 
 //go:embed page.html
@@ -115,7 +119,11 @@ func New(path string) (*Page, error) {
 			return nil, fmt.Errorf("interstitial template %s: %w", name, err)
 		}
 	}
-	return &Page{tmpl: t}, nil
+	rendered, err := newPrerenderCache()
+	if err != nil {
+		return nil, err
+	}
+	return &Page{tmpl: t, rendered: rendered}, nil
 }
 
 var samples = []Data{
@@ -178,7 +186,7 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 		}
 	}()
 	buf.Reset()
-	if err := p.tmpl.Execute(buf, d); err != nil {
+	if err := p.render(buf, d); err != nil {
 		return fmt.Errorf("interstitial: %w", err)
 	}
 
@@ -188,12 +196,37 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", csp(d.Nonce))
-	h.Set("Content-Length", fmt.Sprint(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusUnauthorized)
 	if d.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
 	}
 	return nil
+}
+
+// render writes d's page into buf, from a pre-rendered copy when d's page
+// depends only on its paths.
+func (p *Page) render(buf *bytes.Buffer, d Data) error {
+	if !cacheable(d) {
+		return p.tmpl.Execute(buf, d)
+	}
+	key := prerenderKey(d)
+	pr, ok := p.rendered.GetIfPresent(key)
+	if !ok {
+		var err error
+		if pr, err = p.prerender(d); err != nil {
+			return err
+		}
+		p.rendered.Set(key, pr)
+	}
+	pr.writeTo(buf, d.Nonce)
+	return nil
+}
+
+// Close releases the pre-rendered pages.
+func (p *Page) Close() {
+	p.rendered.InvalidateAll()
+	p.rendered.StopAllGoroutines()
 }
 
 // csp allows exactly the page's own inline script and style (by nonce), the

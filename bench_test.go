@@ -1,0 +1,85 @@
+package sessiongate
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// discardWriter is a ResponseWriter that keeps only the status, so that a
+// benchmark measures the gate and not a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(s int)           { w.status = s }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func provisionedGate(b *testing.B, g *Gate) *Gate {
+	b.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := g.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	g.logger = zap.NewNop() // a bare context logs at debug; Caddy's default is info
+	b.Cleanup(func() { _ = g.Cleanup() })
+	return g
+}
+
+var okNext = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(http.StatusOK)
+	return nil
+})
+
+// BenchmarkHandler runs the gate's ServeHTTP for each kind of answer, with
+// the default token cache (a browser sends the same token again and again).
+func BenchmarkHandler(b *testing.B) {
+	valid := token(b, validClaims())
+	expired := token(b, expiredClaims())
+	for _, c := range []struct {
+		name, cookie string
+		nav          bool
+		want         int
+		cache        int
+	}{
+		{"valid", valid, false, 200, 0},
+		{"valid-nocache", valid, false, 200, -1},
+		{"expired-api", expired, false, 401, 0},
+		{"interstitial", expired, true, 401, 0},
+		{"missing-redirect", "", true, 302, 0},
+	} {
+		g := provisionedGate(b, &Gate{Secrets: []string{testSecret}, TokenCache: c.cache})
+		req := httptest.NewRequest("GET", "/docs/page?q=1", nil)
+		if c.nav {
+			asNavigation(req)
+		} else {
+			asAPI(req)
+		}
+		if c.cookie != "" {
+			withCookie(req, "sAccessToken", c.cookie)
+		}
+		repl := caddy.NewReplacer()
+		req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+		w := &discardWriter{h: make(http.Header)}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				if err := g.ServeHTTP(w, req, okNext); err != nil || w.status != c.want {
+					b.Fatalf("status %d err %v, want %d", w.status, err, c.want)
+				}
+			}
+		})
+	}
+}
