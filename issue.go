@@ -11,15 +11,15 @@ import (
 // a response carrying issue_header starts a session (with the internal
 // refresher) and the header itself never reaches the client.
 func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
-	return &issueWatcher{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		gate:                  g,
-		req:                   r,
-	}
+	iw := &issueWatcher{gate: g, req: r}
+	iw.rww.ResponseWriter = w
+	iw.ResponseWriterWrapper = &iw.rww // one allocation for both
+	return iw
 }
 
 type issueWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
+	rww         caddyhttp.ResponseWriterWrapper
 	gate        *Gate
 	req         *http.Request
 	wroteHeader bool

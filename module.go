@@ -9,10 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -406,7 +409,7 @@ func (g *Gate) judge(r *http.Request) session.Result {
 	if token != "" {
 		return g.verifier.Verify(token)
 	}
-	if _, err := r.Cookie(g.RefreshHintCookie); err == nil {
+	if _, ok := session.CookieValue(r, g.RefreshHintCookie); ok {
 		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
 	}
 	return session.Result{Verdict: session.Missing, Reason: "no access token"}
@@ -427,9 +430,43 @@ func publishUser(r *http.Request, res session.Result) {
 		return
 	}
 	for _, c := range res.Claims {
-		repl.Set("http.auth.user."+c.Name, c.Value)
+		repl.Set(userKey(c.Name), c.Value)
 	}
 	repl.Set("http.auth.user.id", res.Subject) // after the claims: a claim named "id" never wins over sub
+}
+
+// userKeys interns the placeholder names of claims, so that publishing a
+// claim does not build its key on every request. The map is copied on write:
+// claim names come from verified tokens, so they are few and soon all known,
+// and readers then take no lock. The cap only guards against an issuer that
+// invents new names forever.
+var (
+	userKeys   atomic.Pointer[map[string]string]
+	userKeysMu sync.Mutex
+)
+
+const maxUserKeys = 512
+
+func userKey(claim string) string {
+	if m := userKeys.Load(); m != nil {
+		if k, ok := (*m)[claim]; ok {
+			return k
+		}
+	}
+	k := "http.auth.user." + claim
+	userKeysMu.Lock()
+	defer userKeysMu.Unlock()
+	old := userKeys.Load()
+	if old != nil && len(*old) >= maxUserKeys {
+		return k
+	}
+	m := make(map[string]string, 8)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	m[claim] = k
+	userKeys.Store(&m)
+	return k
 }
 
 // isNavigation tells a browser page load from an API call (contract §2).

@@ -22,18 +22,41 @@ type Source struct {
 // looked at instead.
 func (s Source) Token(r *http.Request) string {
 	if s.Bearer {
-		if t := bearerToken(r.Header.Get("Authorization")); t != "" {
-			return t
+		// Indexing the map skips Header.Get's canonicalisation: incoming
+		// header names are canonical already, and this runs on every request.
+		if h := r.Header["Authorization"]; len(h) > 0 {
+			if t := bearerToken(h[0]); t != "" {
+				return t
+			}
 		}
 	}
 	if s.Cookie == "" {
 		return ""
 	}
-	c, err := r.Cookie(s.Cookie)
-	if err != nil {
-		return ""
+	v, _ := CookieValue(r, s.Cookie)
+	return v
+}
+
+// CookieValue returns the value of the first cookie called name, as
+// r.Cookie does, but without parsing (and allocating) every other cookie the
+// browser sends: it runs on every request.
+func CookieValue(r *http.Request, name string) (string, bool) {
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
 	}
-	return c.Value
+	return "", false
 }
 
 // bearerToken extracts the token from an Authorization header value. The

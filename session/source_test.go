@@ -47,3 +47,41 @@ func TestSourceToken(t *testing.T) {
 		})
 	}
 }
+
+func TestCookieValueMatchesNetHTTP(t *testing.T) {
+	for _, header := range []string{
+		"a=1; sAccessToken=tok.en.sig; b=2",
+		"sAccessToken=first; sAccessToken=second",
+		`x=y;sAccessToken="quoted.tok"`,
+		"sAccessTokenX=no; xsAccessToken=no",
+		"  sAccessToken=spaced  ",
+		"",
+		"sAccessToken=",
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if header != "" {
+			r.Header.Set("Cookie", header)
+		}
+		got, gotOK := CookieValue(r, "sAccessToken")
+		c, err := r.Cookie("sAccessToken")
+		want, wantOK := "", err == nil
+		if wantOK {
+			want = c.Value
+		}
+		if got != want || gotOK != wantOK {
+			t.Errorf("Cookie: %q -> %q,%v; net/http says %q,%v", header, got, gotOK, want, wantOK)
+		}
+	}
+}
+
+func BenchmarkSourceToken(b *testing.B) {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "_ga=GA1.2.3; theme=dark; sAccessToken=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln; sRefreshHint=1")
+	s := Source{Cookie: "sAccessToken", Bearer: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.Token(r) == "" {
+			b.Fatal("no token")
+		}
+	}
+}
