@@ -2,8 +2,10 @@
 // /usr/bin/chromium) through chromedp.
 //
 // [Start] launches one browser for a test, with flags that work as root and a
-// fresh profile that is removed when the test ends; [NewTab] opens a tab that
-// fails the test on a page exception or a Content-Security-Policy violation;
+// fresh profile that is removed when the test ends; [NewProfile] gives a
+// subtest cookies and storage of its own in that browser; [NewTab] opens a tab
+// that fails the test on a page exception or a Content-Security-Policy
+// violation;
 // [Open] starts a navigation without waiting for it; [WaitJS] polls a
 // JavaScript expression; [RecordRequests] keeps a log of a tab's HTTP
 // exchanges.
@@ -87,12 +89,32 @@ func Start(t testing.TB) context.Context {
 	return ctx
 }
 
-// NewTab opens a tab in the browser from [Start] and closes it when the test
+// NewProfile creates, in the browser from [Start], a new browser context (as
+// an incognito window is): cookies, storage, cache and Web Locks of its own,
+// shared by the tabs that [NewTab] opens in it, and disposed of when the test
+// (or subtest) ends. Starting Chromium takes seconds; a profile, milliseconds.
+// Cookies are per host, not per port, so tests that each run a site on
+// localhost need a profile each.
+//
+// The returned context is a blank tab of the new browser context; pass it to
+// [NewTab].
+func NewProfile(t testing.TB, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("new browser context: %v", err)
+	}
+	return ctx
+}
+
+// NewTab opens a tab in the browser from [Start] (or in a [NewProfile]) and closes it when the test
 // (or subtest) ends. Its console goes to the test log; an uncaught exception
 // or a Content-Security-Policy violation fails the test. Everything done in
 // the tab must finish within [TabTimeout].
 //
-// Tabs of one browser share cookies and storage per origin.
+// Tabs of one browser context share cookies (per host) and storage (per
+// origin).
 func NewTab(t testing.TB, browser context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
@@ -215,6 +237,24 @@ func (r *Requests) List() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.done...)
+}
+
+// Wait waits, for at most [WaitTimeout], until an answered exchange starts
+// with prefix and returns the first such one; it fails the test otherwise.
+func (r *Requests) Wait(t testing.TB, prefix string) string {
+	t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	for {
+		for _, e := range r.List() {
+			if strings.HasPrefix(e, prefix) {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q among the tab's requests %q", prefix, r.List())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Count is how many answered exchanges start with prefix, such as
