@@ -438,8 +438,18 @@ func TestRefreshEndpointRules(t *testing.T) {
 	if n := len(up.calls); n != 0 {
 		t.Fatalf("refused requests reached the upstream %d times", n)
 	}
+	// The interstitial's no-referrer policy makes browsers send "Origin: null"
+	// with its form; Sec-Fetch-Site: same-origin vouches for it. Without that,
+	// a null origin is refused.
+	req := asNavigation(newRequest(t, "POST", base+"/refreshsession", strings.NewReader("redirectToPath=%2F")))
+	req.Header.Set("Origin", "null")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if got := do(t, req); got.status != 303 {
+		t.Errorf("Origin: null with Sec-Fetch-Site: same-origin: %d, want 303", got.status)
+	}
+	<-up.calls
 	// Same-origin fetch: proxied, rewritten, answer and cookies unchanged.
-	req := asAPI(newRequest(t, "POST", base+"/refreshsession", nil))
+	req = asAPI(newRequest(t, "POST", base+"/refreshsession", nil))
 	req.Header.Set("Origin", base)
 	withCookie(req, "sRefreshToken", "rt")
 	got = do(t, req)
