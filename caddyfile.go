@@ -268,8 +268,8 @@ func (sc *StoreConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	case sc.Type == "redis" && (len(args) == 2 || len(args) == 3):
 		sc.URL = args[1]
-		if !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") {
-			return d.Errf("session_gate: refresher: store redis wants a redis:// or rediss:// URL, not %q", sc.URL)
+		if !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") && !strings.HasPrefix(sc.URL, "unix://") {
+			return d.Errf("session_gate: refresher: store redis wants a redis://, rediss:// or unix:// URL")
 		}
 		if len(args) == 3 {
 			sc.Prefix = args[2]

@@ -127,7 +127,7 @@ func (rc *RefresherConfig) provision(ctx caddy.Context, g *Gate, vcfg *session.V
 	if rf.jwksPath != "" && signer.Public() == nil {
 		return nil, errors.New("jwks_path needs a private_key: an HMAC secret must never be published")
 	}
-	if err := rf.openStore(ctx, rc.Store); err != nil {
+	if err := rf.openStore(rc.Store); err != nil {
 		return nil, err
 	}
 	rf.core, err = session.NewRefresher(session.RefresherConfig{
@@ -183,53 +183,48 @@ func (rc *RefresherConfig) signer(g *Gate, vcfg *session.VerifierConfig) (*sessi
 	return session.NewHMACSigner(secret)
 }
 
-func (rf *refresher) openStore(ctx caddy.Context, sc StoreConfig) error {
+func (rf *refresher) openStore(sc StoreConfig) error {
 	kind := sc.Type
 	if kind == "" {
 		kind = "bolt"
 	}
 	var key string
-	var open func() (caddy.Destructor, error)
+	var open func() (session.Store, error)
 	switch kind {
 	case "memory":
 		key = fmt.Sprintf("memory:%p", rf) // never shared: each gate has its own
-		open = func() (caddy.Destructor, error) { return &pooledStore{session.NewMemoryStore()}, nil }
+		open = func() (session.Store, error) { return session.NewMemoryStore(), nil }
 	case "bolt":
 		path := sc.Path
 		if path == "" {
 			path = filepath.Join(caddy.AppDataDir(), "session_gate", "sessions.db")
 		}
-		key = "bolt:" + path
-		open = func() (caddy.Destructor, error) {
-			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-				return nil, err
-			}
-			s, err := session.OpenBoltStore(path, rf.logger)
-			if err != nil {
-				return nil, err
-			}
-			return &pooledStore{s}, nil
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("store bolt: %w", err)
 		}
+		key = "bolt:" + path
+		open = func() (session.Store, error) { return session.OpenBoltStore(path, rf.logger) }
 	case "redis":
-		if sc.URL == "" {
-			return errors.New("store redis needs a URL")
+		if err := session.CheckRedisURL(sc.URL); err != nil {
+			return fmt.Errorf("store redis: %w", err)
 		}
 		prefix := sc.Prefix
 		if prefix == "" {
-			prefix = "session_gate:"
+			prefix = session.DefaultRedisPrefix
 		}
 		key = "redis:" + sc.URL + " " + prefix
-		open = func() (caddy.Destructor, error) {
-			s, err := session.OpenRedisStore(ctx, sc.URL, prefix)
-			if err != nil {
-				return nil, err
-			}
-			return &pooledStore{s}, nil
+		open = func() (session.Store, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			return session.OpenRedisStore(ctx, sc.URL, prefix)
 		}
 	default:
 		return fmt.Errorf("unknown store %q (memory, bolt or redis)", kind)
 	}
-	v, _, err := stores.LoadOrNew(key, open)
+	// Opened on first use: provisioning ("caddy validate" included) must not
+	// wait on a bolt file a running Caddy holds, nor fail on a Redis blip.
+	lazy := func() (caddy.Destructor, error) { return &pooledStore{session.NewLazyStore(open)}, nil }
+	v, _, err := stores.LoadOrNew(key, lazy)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", kind, err)
 	}

@@ -142,16 +142,21 @@ func TestRefreshForgedTokenDoesNotRevoke(t *testing.T) {
 	copy(sid[:], raw)
 	otherKey, _ := ro.mintRefresh(sid, 0)
 
-	for name, tok := range map[string]string{
+	cases := map[string]string{
 		"flipped bit":    base64.RawURLEncoding.EncodeToString(forged),
 		"other key":      otherKey,
 		"truncated":      start.Refresh[:len(start.Refresh)-1],
 		"padded":         start.Refresh + "=",
-		"std alphabet":   base64.StdEncoding.EncodeToString(raw),
 		"empty":          "",
 		"huge":           strings.Repeat("A", 1<<16),
 		"invalid base64": strings.Repeat("*", refreshTokenLen),
-	} {
+	}
+	// 72 bytes need no padding, so the standard alphabet spells the very same
+	// token when it happens to hold no "-" or "_": only a differing one is a forgery.
+	if std := base64.StdEncoding.EncodeToString(raw); std != start.Refresh {
+		cases["std alphabet"] = std
+	}
+	for name, tok := range cases {
 		if _, err := r.Refresh(ctx, tok); !errors.Is(err, ErrUnknownSession) {
 			t.Errorf("%s: %v, want ErrUnknownSession", name, err)
 		}

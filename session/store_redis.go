@@ -127,6 +127,16 @@ func OpenRedisStore(ctx context.Context, rawURL, prefix string) (*RedisStore, er
 	return r, nil
 }
 
+// CheckRedisURL reports whether rawURL is a Redis URL OpenRedisStore
+// understands, without connecting: a configuration check.
+func CheckRedisURL(rawURL string) error {
+	client, _, err := newRedisClient(rawURL)
+	if err != nil {
+		return err
+	}
+	return client.Close()
+}
+
 // bound caps one operation, retries included, at the read timeout plus
 // half a second. go-redis retries a timed-out command once (max_retries), so
 // a Redis that accepts connections but never answers would otherwise cost
