@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,18 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// adminPort is the in-process Caddy's admin port: one free port per test
+// binary, so that test binaries running side by side (two developers, or a
+// developer and CI) never load their configs into each other's Caddy.
+var adminPort = sync.OnceValue(func() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+})
+
 // site boots real Caddy (in-process, through caddytest) with the given site
 // block body under a session_gate-friendly global section, and returns the
 // site's base URL. One Caddy serves the whole test binary; each call loads a
@@ -46,7 +59,7 @@ func site(t *testing.T, body string) string {
 	}
 	port := freePort(t)
 	cfg := fmt.Sprintf(`{
-	admin localhost:2999
+	admin localhost:%d
 	log {
 		level WARN
 	}
@@ -58,8 +71,8 @@ func site(t *testing.T, body string) string {
 http://localhost:%d {
 %s
 }
-`, port, t.TempDir(), port, body)
-	tester := caddytest.NewTester(t)
+`, adminPort(), port, t.TempDir(), port, body)
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
