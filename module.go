@@ -547,6 +547,7 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 		ReturnPath:  returnPath,
 		ReturnParam: g.ReturnParam,
 		Method:      r.Method,
+		AcceptGzip:  acceptsGzip(r),
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		fields, replayable := interstitial.CaptureForm(r, maxReplayBody)
@@ -555,6 +556,22 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 	}
 	setUnauthorizedHeaders(w.Header(), res.Reason)
 	return g.page.Serve(w, data)
+}
+
+// acceptsGzip reports whether the client takes a gzip body (every browser
+// does): the interstitial then goes out pre-compressed, at less than half
+// its size.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				q := strings.ReplaceAll(params, " ", "")
+				return !strings.HasPrefix(q, "q=0") || strings.HasPrefix(q, "q=0.") && strings.Trim(q[4:], "0") != ""
+			}
+		}
+	}
+	return false
 }
 
 // maxReplayBody is the largest urlencoded form body the interstitial re-submits.

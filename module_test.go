@@ -632,3 +632,25 @@ func validateCaddyfile(t *testing.T, text string) error {
 func gateSite(settings string) string {
 	return "http://localhost:9999 {\n\tsession_gate {\n" + settings + "\n\t}\n\trespond ok\n}\n"
 }
+
+func TestAcceptsGzip(t *testing.T) {
+	for v, want := range map[string]bool{
+		"gzip, deflate, br, zstd": true,
+		"br;q=1.0, gzip;q=0.8":    true,
+		"GZIP":                    true,
+		"gzip;q=0":                false,
+		"gzip; q=0.000":           false,
+		"gzip;q=0.001":            true,
+		"deflate, br":             false,
+		"":                        false,
+		"x-gzip-not":              false,
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if v != "" {
+			r.Header.Set("Accept-Encoding", v)
+		}
+		if got := acceptsGzip(r); got != want {
+			t.Errorf("Accept-Encoding %q: %v, want %v", v, got, want)
+		}
+	}
+}

@@ -9,6 +9,9 @@
 #                                    (the verified-token cache's case: a browser keeps its token)
 #         interstitial               an expired HS256 token on a navigation: the 401 refresh page
 #         nocache                    HS256 with token_cache off: a full verification per request
+#         Each case runs its own gated Caddy: bench/baseline.Caddyfile with session_gate
+#         first in the route (the layout of ../shared/tools/gate-overhead.sh's example pair).
+#         The interstitial is also compared with an ungated page of the same size.
 # ENV     ROUNDS (3)  DUR (10s)  WARM (2s)  CONNS (64)  THREADS (2)
 #
 # OUTPUT  per round: rps and Caddy CPU microseconds per request of both sides;
@@ -58,10 +61,30 @@ start() {
 	return 1
 }
 
+# gated_caddyfile CASE -> a Caddyfile like bench/baseline.Caddyfile with the
+# gate first in the route, configured for CASE
+gated_caddyfile() {
+	local gate
+	case $1 in
+	hs256 | interstitial) gate="secret {file.$BENCH_KEYS/secret.txt}" ;;
+	rs256 | es256 | eddsa) gate="public_key $BENCH_KEYS/$1.pem" ;;
+	nocache) gate="secret {file.$BENCH_KEYS/secret.txt}
+			token_cache off" ;;
+	esac
+	sed "s|^\t\trespond \"ok\" 200|\t\tsession_gate {\n\t\t\t$gate\n\t\t}\n&|" bench/baseline.Caddyfile >"$WORK/gated-$1.Caddyfile"
+	echo "$WORK/gated-$1.Caddyfile"
+}
+
+# page_caddyfile BYTES -> the baseline answering a body as large as the interstitial
+page_caddyfile() {
+	local body
+	body=$(head -c "$1" /dev/zero | tr '\0' 'x')
+	sed "s|respond \"ok\" 200|respond \"$body\" 200|" bench/baseline.Caddyfile >"$WORK/page.Caddyfile"
+	echo "$WORK/page.Caddyfile"
+}
+
 read -r PID_B PORT_B < <(start baseline bench/baseline.Caddyfile)
 PIDS+=("$PID_B")
-read -r PID_G PORT_G < <(start gated bench/gated.Caddyfile)
-PIDS+=("$PID_G")
 
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
@@ -97,11 +120,13 @@ echo "# wrk -t$THREADS -c$CONNS -d$DUR, $ROUNDS rounds, caddy $("$WORK/caddy" ve
 SUMMARY=()
 for c in "${CASES[@]}"; do
 	read -r path tokfile want < <(case_args "$c")
+	read -r PID_G PORT_G < <(start "gated-$c" "$(gated_caddyfile "$c")")
+	PIDS+=("$PID_G")
 	hdr=(-H "Cookie: sAccessToken=$(cat "$BENCH_KEYS/$tokfile")")
 	if [ "$c" = interstitial ]; then
-		hdr+=(-H "Accept: text/html" -H "Sec-Fetch-Mode: navigate" -H "Sec-Fetch-Dest: document")
+		hdr+=(-H "Accept: text/html" -H "Accept-Encoding: gzip, deflate, br" -H "Sec-Fetch-Mode: navigate" -H "Sec-Fetch-Dest: document")
 	fi
-	got=$(curl -s -o "$WORK/body" -w '%{http_code}' "${hdr[@]}" "http://127.0.0.1:$PORT_G$path")
+	read -r got wire < <(curl -s --compressed -o "$WORK/body" -w '%{http_code} %{size_download}\n' "${hdr[@]}" "http://127.0.0.1:$PORT_G$path")
 	[ "$got" = "$want" ] || { echo "bench: $c: gated answered $got, want $want" >&2; exit 1; }
 	if [ "$c" = interstitial ]; then grep -q 'Restoring your session' "$WORK/body" || { echo "bench: no interstitial" >&2; exit 1; }; fi
 	got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_G$path")
@@ -123,7 +148,25 @@ for c in "${CASES[@]}"; do
 		echo "$c round $r baseline rps $b cpu_us/req $cb | gated rps $g cpu_us/req $cg | cpu_ratio $cr rps_ratio $rr"
 		RC+=("$cr") RR+=("$rr")
 	done
-	SUMMARY+=("$(printf '%-13s cpu_ratio %.2f rps_ratio %.2f' "$c" "$(median "${RC[@]}")" "$(median "${RR[@]}")")")
+	SUMMARY+=("$(printf '%-13s cpu_ratio %.2f rps_ratio %.2f  (gated %s µs/req)' "$c" "$(median "${RC[@]}")" "$(median "${RR[@]}")" "$cg")")
+	if [ "$c" = interstitial ] && [ "${PAGE_BASELINE:-1}" = 1 ]; then
+		# The page alone costs Caddy more than "ok" does: compare with an
+		# ungated answer of the same size to see the gate's own share.
+		read -r PID_P PORT_P < <(start page "$(page_caddyfile "$wire")")
+		PIDS+=("$PID_P")
+		load "http://127.0.0.1:$PORT_P$path" "$WARM" "$PID_P" "${hdr[@]}" >/dev/null
+		RC=()
+		for r in $(seq 1 "$ROUNDS"); do
+			read -r b cb < <(load "http://127.0.0.1:$PORT_P$path" "$DUR" "$PID_P" "${hdr[@]}")
+			read -r g cg < <(load "http://127.0.0.1:$PORT_G$path" "$DUR" "$PID_G" "${hdr[@]}")
+			cr=$(awk -v b="$cb" -v g="$cg" 'BEGIN { printf "%.3f", (g > 0 ? b/g : 0) }')
+			echo "$c vs same-size page round $r page cpu_us/req $cb | gated cpu_us/req $cg | cpu_ratio $cr"
+			RC+=("$cr")
+		done
+		SUMMARY+=("$(printf '%-13s cpu_ratio %.2f  against an ungated answer of the same %s bytes' "$c" "$(median "${RC[@]}")" "$wire")")
+		kill "$PID_P"
+	fi
+	kill "$PID_G"
 done
 echo
 printf '%s\n' "${SUMMARY[@]}"

@@ -71,6 +71,9 @@ type Data struct {
 	// non-GET/HEAD request without re-submittable fields, because reloading
 	// would re-send a body it does not have.
 	FormDropped bool
+	// AcceptGzip says the client accepts gzip (its Accept-Encoding). Pages
+	// without a form are then sent pre-compressed. Not meant for templates.
+	AcceptGzip bool
 }
 
 // Page is a parsed interstitial template, ready to serve. It is safe for
@@ -186,7 +189,8 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 		}
 	}()
 	buf.Reset()
-	if err := p.render(buf, d); err != nil {
+	gzipped, err := p.render(buf, d)
+	if err != nil {
 		return fmt.Errorf("interstitial: %w", err)
 	}
 
@@ -197,6 +201,10 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", csp(d.Nonce))
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Add("Vary", "Accept-Encoding")
+	if gzipped {
+		h.Set("Content-Encoding", "gzip")
+	}
 	w.WriteHeader(http.StatusUnauthorized)
 	if d.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
@@ -204,23 +212,26 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 	return nil
 }
 
-// render writes d's page into buf, from a pre-rendered copy when d's page
-// depends only on its paths.
-func (p *Page) render(buf *bytes.Buffer, d Data) error {
+// render writes d's page into buf, from a pre-rendered copy (gzip-compressed
+// when the client takes it) when d's page depends only on its paths.
+func (p *Page) render(buf *bytes.Buffer, d Data) (gzipped bool, err error) {
 	if !cacheable(d) {
-		return p.tmpl.Execute(buf, d)
+		return false, p.tmpl.Execute(buf, d)
 	}
 	key := prerenderKey(d)
 	pr, ok := p.rendered.GetIfPresent(key)
 	if !ok {
-		var err error
 		if pr, err = p.prerender(d); err != nil {
-			return err
+			return false, err
 		}
 		p.rendered.Set(key, pr)
 	}
+	if d.AcceptGzip {
+		pr.writeGzipTo(buf, d.Nonce)
+		return true, nil
+	}
 	pr.writeTo(buf, d.Nonce)
-	return nil
+	return false, nil
 }
 
 // Close releases the pre-rendered pages.

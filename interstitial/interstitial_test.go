@@ -3,6 +3,7 @@ package interstitial
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -554,14 +555,19 @@ func BenchmarkServe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := sampleData()
-	w := &failWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		if err := p.Serve(w, d); err != nil {
-			b.Fatal(err)
-		}
+	for _, gz := range []bool{false, true} {
+		d := sampleData()
+		d.AcceptGzip = gz
+		w := &failWriter{h: http.Header{}}
+		b.Run(fmt.Sprint("gzip=", gz), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				if err := p.Serve(w, d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

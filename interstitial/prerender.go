@@ -2,6 +2,9 @@ package interstitial
 
 import (
 	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"hash/crc32"
 	"net/http"
 	"strings"
 
@@ -25,6 +28,11 @@ const maxPrerendered = 1024
 type prerendered struct {
 	parts [][]byte // the page split at each occurrence of the nonce
 	size  int      // its length with a nonce in place
+	// deflated holds each part compressed on its own (no back-reference
+	// leaves a part), so that a gzip stream can be assembled around a new
+	// nonce without compressing anything per response.
+	deflated [][]byte
+	gzSize   int
 }
 
 func newPrerenderCache() (*otter.Cache[string, *prerendered], error) {
@@ -49,7 +57,56 @@ func (p *Page) prerender(d Data) (*prerendered, error) {
 		return nil, err
 	}
 	parts := bytes.Split(buf.Bytes(), []byte(nonceSentinel))
-	return &prerendered{parts: parts, size: buf.Len()}, nil
+	pr := &prerendered{parts: parts, size: buf.Len()}
+	for _, part := range parts {
+		var z bytes.Buffer
+		fw, err := flate.NewWriter(&z, flate.BestCompression)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := fw.Write(part); err != nil {
+			return nil, err
+		}
+		// Flush, not Close: a byte-aligned sync point and no final block, so
+		// a stored block with the nonce (or the next part) can follow.
+		if err := fw.Flush(); err != nil {
+			return nil, err
+		}
+		pr.deflated = append(pr.deflated, z.Bytes())
+		pr.gzSize += z.Len()
+	}
+	pr.gzSize += len(gzipHeader) + (len(parts)-1)*(storedBlockHeader+len(nonceSentinel)) + len(finalBlock) + 8
+	return pr, nil
+}
+
+// The pieces of a gzip member (RFC 1952) around the deflated parts.
+var (
+	gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255} // deflate, no name or time, best compression, unknown OS
+	finalBlock = []byte{0x03, 0x00}                           // an empty final block with fixed codes
+)
+
+const storedBlockHeader = 5 // BFINAL=0 BTYPE=00, then LEN and NLEN
+
+// writeGzipTo assembles the gzip-compressed page with nonce into buf: the
+// deflated parts, the nonce in stored (uncompressed) blocks between them, and
+// a trailer whose CRC-32 covers the page as sent.
+func (pr *prerendered) writeGzipTo(buf *bytes.Buffer, nonce string) {
+	buf.Grow(pr.gzSize)
+	buf.Write(gzipHeader)
+	crc := uint32(0)
+	n := len(nonce)
+	for i, part := range pr.deflated {
+		if i > 0 {
+			buf.Write([]byte{0, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)})
+			buf.WriteString(nonce)
+			crc = crc32.Update(crc, crc32.IEEETable, []byte(nonce))
+		}
+		buf.Write(part)
+		crc = crc32.Update(crc, crc32.IEEETable, pr.parts[i])
+	}
+	buf.Write(finalBlock)
+	buf.Write(binary.LittleEndian.AppendUint32(nil, crc))
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(pr.size+(len(pr.parts)-1)*(n-len(nonceSentinel)))))
 }
 
 // writeTo assembles the page with nonce into buf.
