@@ -170,6 +170,9 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.setDefaults()
+	if err := registerMetrics(ctx); err != nil {
+		return fmt.Errorf("session_gate: metrics: %w", err)
+	}
 
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
@@ -381,10 +384,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.refresher.serveJWKS(w, r)
 	}
 	if g.isPublic(r) {
+		countPublic.Inc()
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
 
 	res := g.judge(r)
+	countVerdict[res.Verdict].Inc()
 	if res.Verdict == session.Valid {
 		publishUser(r, res)
 		return next.ServeHTTP(g.watchIssue(w, r), r)

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // testSecret is the HMAC key of every gate these tests boot.
@@ -651,6 +652,31 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 		if got := acceptsGzip(r); got != want {
 			t.Errorf("Accept-Encoding %q: %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestMetricsCountVerdicts(t *testing.T) {
+	base := site(t, gateBlock)
+	before := map[string]float64{}
+	for _, v := range []string{"valid", "expired", "missing", "invalid"} {
+		before[v] = testutil.ToFloat64(verdictsTotal.WithLabelValues(v))
+	}
+	send := func(cookie string) {
+		req := asAPI(newRequest(t, "GET", base+"/", nil))
+		if cookie != "" {
+			withCookie(req, "sAccessToken", cookie)
+		}
+		do(t, req)
+	}
+	send(token(t, validClaims()))
+	send(token(t, validClaims()))
+	send(token(t, expiredClaims()))
+	send("")
+	send("garbage")
+	for v, want := range map[string]float64{"valid": 2, "expired": 1, "missing": 1, "invalid": 1} {
+		if got := testutil.ToFloat64(verdictsTotal.WithLabelValues(v)) - before[v]; got != want {
+			t.Errorf("%s: counted %v, want %v", v, got, want)
 		}
 	}
 }

@@ -249,18 +249,22 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request, g *Gat
 	}
 	c, err := r.Cookie(rf.cookie)
 	if err != nil || c.Value == "" {
+		countRefreshRefused.Inc()
 		rf.clearCookies(w, r, g)
 		return writeUnauthorized(w, "no refresh token", bodyUnauthorised)
 	}
 	tokens, err := rf.core.Refresh(r.Context(), c.Value)
 	switch {
 	case errors.Is(err, session.ErrStoreUnavailable):
+		countRefreshUnavailable.Inc()
 		rf.logger.Error("session store unavailable", zap.Error(err))
 		return writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
 	case err != nil:
+		countRefreshRefused.Inc()
 		rf.clearCookies(w, r, g)
 		return writeUnauthorized(w, "refresh token not accepted", bodyUnauthorised)
 	}
+	countRefreshOK.Inc()
 	rf.setCookies(w, r, g, tokens)
 	return writeJSON(w, http.StatusOK, bodyOK)
 }
@@ -277,6 +281,7 @@ func (rf *refresher) serveSignout(w http.ResponseWriter, r *http.Request, g *Gat
 			}
 		}
 	}
+	countSignout.Inc()
 	rf.clearCookies(w, r, g)
 	if isNavigation(r) || isFormNavigation(r) {
 		w.Header().Set("Location", g.LoginURL)
@@ -331,6 +336,7 @@ func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, g *Gat
 		rf.logger.Error("starting a session failed", zap.Error(err))
 		return http.StatusServiceUnavailable
 	}
+	countSessionStarted.Inc()
 	rf.setCookies(w, r, g, tokens)
 	return 0
 }

@@ -68,8 +68,7 @@ gated_caddyfile() {
 	case $1 in
 	hs256 | interstitial) gate="secret {file.$BENCH_KEYS/secret.txt}" ;;
 	rs256 | es256 | eddsa) gate="public_key $BENCH_KEYS/$1.pem" ;;
-	nocache) gate="secret {file.$BENCH_KEYS/secret.txt}
-			token_cache off" ;;
+	nocache) gate="secret {file.$BENCH_KEYS/secret.txt}\n\t\t\ttoken_cache off" ;;
 	esac
 	sed "s|^\t\trespond \"ok\" 200|\t\tsession_gate {\n\t\t\t$gate\n\t\t}\n&|" bench/baseline.Caddyfile >"$WORK/gated-$1.Caddyfile"
 	echo "$WORK/gated-$1.Caddyfile"

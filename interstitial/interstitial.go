@@ -98,7 +98,10 @@ func New(path string) (*Page, error) {
 	)
 	if path == "" {
 		name = "built-in"
-		t, err = template.ParseFS(builtin, "page.html")
+		var src []byte
+		if src, err = builtin.ReadFile("page.html"); err == nil {
+			t, err = template.New("page.html").Parse(compactScript(string(src)))
+		}
 	} else {
 		var src []byte
 		src, err = os.ReadFile(path)

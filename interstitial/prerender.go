@@ -119,3 +119,40 @@ func (pr *prerendered) writeTo(buf *bytes.Buffer, nonce string) {
 		buf.Write(part)
 	}
 }
+
+// compactScript drops the built-in page's whole-line comments and the
+// indentation inside its <style> and <script>, which the page's source keeps
+// for its readers and its visitors need not download. The script has no
+// template literals or multi-line strings, which is what makes this safe; the
+// browser tests run the compacted page.
+func compactScript(src string) string {
+	src = dropLines(src, "<style", "</style>", func(l string) bool { return strings.HasPrefix(l, "/*") && strings.HasSuffix(l, "*/") })
+	return dropLines(src, "<script", "</script>", func(l string) bool { return strings.HasPrefix(l, "//") })
+}
+
+// dropLines removes the indentation, and the lines that drop says so of,
+// between the first open tag and the close tag after it.
+func dropLines(src, open, close string, drop func(trimmed string) bool) string {
+	i := strings.Index(src, open)
+	if i < 0 {
+		return src
+	}
+	j := strings.IndexByte(src[i:], '>')
+	if j < 0 {
+		return src
+	}
+	head, rest := src[:i+j+1], src[i+j+1:]
+	body, tail, ok := strings.Cut(rest, close)
+	if !ok {
+		return src
+	}
+	var b strings.Builder
+	for line := range strings.Lines(body) {
+		trimmed := strings.TrimLeft(line, " \t")
+		if drop(strings.TrimSpace(trimmed)) {
+			continue
+		}
+		b.WriteString(trimmed)
+	}
+	return head + b.String() + close + tail
+}

@@ -1,0 +1,59 @@
+package sessiongate
+
+import (
+	"errors"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/session-gate/session_gate/session"
+)
+
+// Counters of what the gate decided. Labels are bounded (verdicts, refresh
+// outcomes), never a user or an address. The collectors live for the
+// process; every config load registers them again in its own registry.
+var (
+	verdictsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "session_gate",
+		Name:      "requests_total",
+		Help:      "Requests seen by session_gate, by verdict on their access token (public: not checked).",
+	}, []string{"verdict"})
+	refreshesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "session_gate",
+		Name:      "refreshes_total",
+		Help:      "Answers of the internal refresher, by outcome.",
+	}, []string{"outcome"})
+)
+
+// Children resolved once, so that counting costs one atomic add.
+var (
+	countVerdict = [...]prometheus.Counter{
+		session.Valid:   verdictsTotal.WithLabelValues("valid"),
+		session.Expired: verdictsTotal.WithLabelValues("expired"),
+		session.Missing: verdictsTotal.WithLabelValues("missing"),
+		session.Invalid: verdictsTotal.WithLabelValues("invalid"),
+	}
+	countPublic = verdictsTotal.WithLabelValues("public")
+
+	countRefreshOK          = refreshesTotal.WithLabelValues("ok")
+	countRefreshRefused     = refreshesTotal.WithLabelValues("refused")
+	countRefreshUnavailable = refreshesTotal.WithLabelValues("store_unavailable")
+	countSessionStarted     = refreshesTotal.WithLabelValues("session_started")
+	countSignout            = refreshesTotal.WithLabelValues("signed_out")
+)
+
+// registerMetrics adds the collectors to this config's registry.
+func registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{verdictsTotal, refreshesTotal} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return err
+		}
+	}
+	return nil
+}
