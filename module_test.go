@@ -21,21 +21,15 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/session-gate/session_gate/internal/redistest"
 )
 
 // testSecret is the HMAC key of every gate these tests boot.
 const testSecret = "test-secret-of-at-least-thirty-two-bytes!"
 
 // freePort asks the kernel for a loopback port nobody uses right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = redistest.FreePort
 
 // adminPort is the in-process Caddy's admin port: one free port per test
 // binary, so that test binaries running side by side (two developers, or a
