@@ -674,3 +674,24 @@ func TestMetricsCountVerdicts(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretPlaceholdersExpandAtProvision(t *testing.T) {
+	t.Setenv("SG_TEST_SECRET", testSecret)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ok := range []string{"secret {env.SG_TEST_SECRET}", "secret {file." + file + "}", "secret base64:" + "dGVzdC1zZWNyZXQtb2YtYXQtbGVhc3QtdGhpcnR5LXR3by1ieXRlcyE="} {
+		if err := validateCaddyfile(t, gateSite(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"secret {env.SG_TEST_UNSET_SECRET}", "secret {file./nonexistent/secret}"} {
+		err := validateCaddyfile(t, gateSite(bad))
+		if err == nil || !strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: %v, want an error naming the secret", bad, err)
+		} else if strings.Contains(err.Error(), testSecret) {
+			t.Errorf("%s: the error repeats the secret", bad)
+		}
+	}
+}
