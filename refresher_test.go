@@ -564,9 +564,6 @@ var builtCaddy struct {
 
 func caddyBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the caddy binary")
-	}
 	builtCaddy.once.Do(func() {
 		builtCaddy.dir, builtCaddy.err = os.MkdirTemp("", "session_gate-caddy-")
 		if builtCaddy.err != nil {

@@ -13,23 +13,30 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// redisTestSession starts a redis-server, a store on it under prefix (closed
+// when the test ends) and a refresher with one session for alice.
+func redisTestSession(t *testing.T, prefix string) (*testRedisServer, *Refresher, Tokens) {
+	t.Helper()
+	srv := startTestRedis(t)
+	st, err := OpenRedisStore(context.Background(), srv.URL(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := newTestRefresher(t, st, newTestClock())
+	start, err := r.Start(context.Background(), "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, r, start
+}
+
 // TestStoreRedisOutage: with Redis stopped, refresh and start fail fast with
 // ErrStoreUnavailable (a 503, cookies kept); after Redis comes back on the
 // same port the same store works again without being reopened.
 func TestStoreRedisOutage(t *testing.T) {
 	ctx := context.Background()
-	srv := startTestRedis(t)
-	st, err := OpenRedisStore(ctx, srv.URL(), "outage:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	clock := newTestClock()
-	r := newTestRefresher(t, st, clock)
-	start, err := r.Start(ctx, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, r, start := redisTestSession(t, "outage:")
 
 	srv.Stop()
 	for _, op := range []struct {
@@ -54,7 +61,10 @@ func TestStoreRedisOutage(t *testing.T) {
 
 	srv.Restart()
 	// The pool reconnects by itself; allow it a moment.
-	var tk Tokens
+	var (
+		tk  Tokens
+		err error
+	)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		tk, err = r.Start(ctx, "carol", nil)
@@ -188,24 +198,13 @@ func TestStoreRedisURLs(t *testing.T) {
 // about 1.5 s, and the store recovers once it answers again.
 func TestStoreRedisHung(t *testing.T) {
 	ctx := context.Background()
-	srv := startTestRedis(t)
-	st, err := OpenRedisStore(ctx, srv.URL(), "hung:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	clock := newTestClock()
-	r := newTestRefresher(t, st, clock)
-	start, err := r.Start(ctx, "alice", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, r, start := redisTestSession(t, "hung:")
 	if err := srv.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Signal(syscall.SIGCONT)
 	began := time.Now()
-	_, err = r.Refresh(ctx, start.Refresh)
+	_, err := r.Refresh(ctx, start.Refresh)
 	took := time.Since(began)
 	if !errors.Is(err, ErrStoreUnavailable) || took > 2*time.Second { // capped at read timeout + 0.5 s
 		t.Fatalf("refresh with Redis hung: %v after %v", err, took)
