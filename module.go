@@ -182,7 +182,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if g.Refresher != nil {
-		g.refresher, err = g.Refresher.provision(ctx, g, &cfg)
+		g.refresher, err = g.Refresher.provision(g, &cfg)
 		if err != nil {
 			return fmt.Errorf("session_gate: refresher: %w", err)
 		}

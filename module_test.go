@@ -43,6 +43,17 @@ var adminPort = sync.OnceValue(func() int {
 	return l.Addr().(*net.TCPAddr).Port
 })
 
+// caddyStorage is the in-process Caddy's storage folder, one per test binary
+// and removed by TestMain: Caddy may still write there while a test's own
+// TempDir is being removed, which fails that test's cleanup.
+var caddyStorage = sync.OnceValue(func() string {
+	dir, err := os.MkdirTemp("", "session_gate-caddy-storage-")
+	if err != nil {
+		panic(err)
+	}
+	return dir
+})
+
 // site boots real Caddy (in-process, through caddytest) with the given site
 // block body under a session_gate-friendly global section, and returns the
 // site's base URL. One Caddy serves the whole test binary; each call loads a
@@ -66,7 +77,7 @@ func site(t *testing.T, body string) string {
 http://localhost:%d {
 %s
 }
-`, adminPort(), port, t.TempDir(), port, body)
+`, adminPort(), port, caddyStorage(), port, body)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {

@@ -69,13 +69,9 @@ type StoreConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 }
 
-// Defaults of the refresher.
-const (
-	DefaultRefreshCookie = "sRefreshToken"
-	DefaultAccessTTL     = 15 * time.Minute
-	DefaultRefreshTTL    = 720 * time.Hour
-	DefaultReuseGrace    = 30 * time.Second
-)
+// DefaultRefreshCookie names the refresh token cookie. The TTL defaults are
+// session.DefaultAccessTTL, DefaultRefreshTTL and DefaultReuseGrace.
+const DefaultRefreshCookie = "sRefreshToken"
 
 func (rc *RefresherConfig) hasKey() bool {
 	return rc.Secret != "" || rc.PrivateKey != nil
@@ -103,7 +99,7 @@ type pooledStore struct{ session.Store }
 
 func (p *pooledStore) Destruct() error { return p.Close() }
 
-func (rc *RefresherConfig) provision(ctx caddy.Context, g *Gate, vcfg *session.VerifierConfig) (*refresher, error) {
+func (rc *RefresherConfig) provision(g *Gate, vcfg *session.VerifierConfig) (*refresher, error) {
 	rf := &refresher{
 		cookie:     rc.RefreshCookie,
 		refreshTTL: time.Duration(rc.RefreshTTL),
@@ -117,7 +113,7 @@ func (rc *RefresherConfig) provision(ctx caddy.Context, g *Gate, vcfg *session.V
 		return nil, fmt.Errorf("refresh_cookie %q is not a valid cookie name", rf.cookie)
 	}
 	if rf.refreshTTL == 0 {
-		rf.refreshTTL = DefaultRefreshTTL
+		rf.refreshTTL = session.DefaultRefreshTTL
 	}
 	signer, err := rc.signer(g, vcfg)
 	if err != nil {

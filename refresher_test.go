@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 	if builtCaddy.dir != "" {
 		_ = os.RemoveAll(builtCaddy.dir)
 	}
+	_ = os.RemoveAll(caddyStorage())
 	os.Exit(code)
 }
 
