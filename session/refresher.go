@@ -275,17 +275,6 @@ func (r *Refresher) Revoke(ctx context.Context, sessionID string) error {
 	return r.store.Revoke(ctx, sessionID)
 }
 
-// SessionIDOf returns the session id inside a refresh token, when the token
-// is one this refresher minted (its tag checks); the store is not asked.
-// Sign-out uses it when only the refresh cookie is left.
-func (r *Refresher) SessionIDOf(refreshToken string) (string, bool) {
-	sid, _, _, ok := r.parseRefresh(refreshToken)
-	if !ok {
-		return "", false
-	}
-	return sessionIDOf(sid), true
-}
-
 // mintAccess signs an access token for s at now.
 func (r *Refresher) mintAccess(s *Session, now time.Time) (string, time.Time, error) {
 	exp := now.Add(r.accessTTL).Unix()

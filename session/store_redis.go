@@ -225,16 +225,6 @@ func applyRedisDefaults(dial, read, write *time.Duration, retries, dialerRetries
 
 func (r *RedisStore) key(id string) string { return r.prefix + "session:" + id }
 
-// Ping reports whether Redis answers.
-func (r *RedisStore) Ping(ctx context.Context) error {
-	if r.closed.Load() {
-		return storeUnavailable("ping", errStoreClosed)
-	}
-	ctx, cancel := r.bound(ctx)
-	defer cancel()
-	return storeUnavailable("ping", r.client.Ping(ctx).Err())
-}
-
 // Create implements Store.
 func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 	if r.closed.Load() {

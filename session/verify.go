@@ -274,46 +274,9 @@ func describeJWSAlgs(s jwsAlgSet) string {
 	return strings.Join(s.names(), ", ")
 }
 
-// AddPublicKey adds a pinned public key, as if it had been in
-// VerifierConfig.PublicKeys (the refresher uses it for the key it signs with).
-// When the allow-list was defaulted, the key's algorithms join it; when it was
-// given, a key that can verify none of its algorithms is an error. It is safe
-// to call while Verify runs, and changes KeyGeneration.
-func (v *Verifier) AddPublicKey(k PublicKey) error {
-	if err := publicKeyError(k.Key); err != nil {
-		return err
-	}
-	return v.addStatic(verifyKey{key: k.Key, algs: jwsKeyAlgs(k.Key), kid: k.KID})
-}
-
-// AddSecret adds an HMAC secret, as if it had been in VerifierConfig.Secrets;
-// see AddPublicKey.
-func (v *Verifier) AddSecret(secret []byte) error {
-	if err := secretLenError(secret); err != nil {
-		return err
-	}
-	return v.addStatic(verifyKey{key: bytes.Clone(secret), algs: jwsHMAC})
-}
-
-func (v *Verifier) addStatic(k verifyKey) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.explicit != 0 {
-		if k.algs&v.explicit == 0 {
-			return fmt.Errorf("key (%s) can verify none of the allowed algorithms (%s)", describeJWSAlgs(k.algs), describeJWSAlgs(v.explicit))
-		}
-	} else {
-		v.allowed |= k.algs
-	}
-	v.static = append(v.static, k)
-	v.gen++
-	v.rebuildLocked()
-	return nil
-}
-
 // KeyGeneration identifies the current key set. It changes whenever a JWKS
 // fetch brings a set different from the one before (a fetch that returns the
-// same keys does not change it) and whenever a key is added, so a cache of
+// same keys does not change it), so a cache of
 // verdicts keyed by token can drop what it holds when it changes.
 func (v *Verifier) KeyGeneration() uint64 {
 	return v.state.Load().gen
