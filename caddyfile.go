@@ -79,19 +79,6 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	return g, nil
 }
 
-// UnmarshalCaddyfile reads everything but refresh_upstream, which needs the
-// Caddyfile helper (use the session_gate directive for that).
-func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	for d.Next() {
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			if err := g.parseSetting(d); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 	name := d.Val()
 	switch name {
@@ -336,6 +323,3 @@ func parseOnOff(d *caddyfile.Dispenser, v string) (bool, error) {
 	}
 	return false, d.Errf("session_gate: %s wants on or off, not %q", "bearer", v)
 }
-
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Gate)(nil)
