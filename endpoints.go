@@ -1,45 +1,43 @@
 package sessiongate
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/session-gate/session_gate/interstitial"
+	"github.com/session-gate/session_gate/session"
 )
 
 // serveRefresh answers refresh_path: through refresh_upstream, the internal
 // refresher, or (with neither) the site's own handler. The token check does
-// not apply here; the endpoint rules do.
+// not apply here; the endpoint rules do. Whoever answers, a form navigation
+// (the interstitial's <noscript> form) gets its answer as a 303.
 func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if status := endpointRefusal(r); status != 0 {
 		return refuse(w, status)
 	}
-	formNav := isFormNavigation(r)
-	var returnPath string
-	if formNav {
-		returnPath = readReturnPath(r, g.ReturnParam)
+	if isFormNavigation(r) {
+		returnPath := readReturnPath(r, g.ReturnParam)
+		w = newFormNavWriter(w, returnPath, g.loginTarget(returnPath))
 	}
 	switch {
 	case g.refresher != nil:
-		return g.refresher.serveRefresh(w, r, g, formNav, returnPath)
+		return g.refresher.serveRefresh(w, r)
 	case g.upstream != nil:
-		if formNav {
-			w = g.newFormNavWriter(w, returnPath)
-		}
 		return g.upstream.ServeHTTP(w, r, next)
 	default:
-		if formNav {
-			w = g.newFormNavWriter(w, returnPath)
-		}
 		return next.ServeHTTP(w, r)
 	}
 }
 
-// serveSignout answers signout_path with the internal refresher; otherwise
-// the site (or the auth backend behind it) owns sign-out.
+// serveSignout answers signout_path with the internal refresher: it revokes
+// the session named by the access token (an expired one too, when its
+// signature checks) and clears the cookies. Without a refresher the site (or
+// the auth backend behind it) owns sign-out.
 func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if status := endpointRefusal(r); status != 0 {
 		return refuse(w, status)
@@ -47,7 +45,27 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.refresher == nil {
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
-	return g.refresher.serveSignout(w, r, g)
+	if err := g.refresher.revoke(r.Context(), g.sessionID(r)); err != nil {
+		return writeStoreDown(w)
+	}
+	g.refresher.cookies.clear(w, r)
+	if isNavigation(r) || isFormNavigation(r) {
+		return writeSeeOther(w, g.LoginURL)
+	}
+	return writeJSON(w, http.StatusOK, bodyOK)
+}
+
+// sessionID is the "sid" of the request's access token when its signature
+// checks (valid or expired), else "".
+func (g *Gate) sessionID(r *http.Request) string {
+	token := g.source.Token(r)
+	if token == "" {
+		return ""
+	}
+	if res := g.verify(token); res.Verdict == session.Valid || res.Verdict == session.Expired {
+		return res.SessionID
+	}
+	return ""
 }
 
 // endpointRefusal decides whether a request may use refresh_path or
@@ -104,23 +122,6 @@ func stripDefaultPort(host, scheme string) string {
 	return strings.TrimSuffix(host, ":80")
 }
 
-// refuse answers a request the endpoint rules turned away.
-func refuse(w http.ResponseWriter, status int) error {
-	h := w.Header()
-	if status == http.StatusMethodNotAllowed {
-		h.Set("Allow", http.MethodPost)
-	}
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err := w.Write(jsonMessage(http.StatusText(status)))
-	return err
-}
-
-func jsonMessage(msg string) []byte {
-	return []byte(`{"message":"` + strings.ToLower(msg) + `"}`)
-}
-
 // isFormNavigation reports whether a POST is the interstitial's <noscript>
 // form (or any other HTML form) rather than its script's fetch: such a
 // request wants a page, so the endpoint answers it with a 303.
@@ -136,25 +137,19 @@ func isFormNavigation(r *http.Request) bool {
 // maxEndpointForm bounds the form body read from a refresh form post.
 const maxEndpointForm = 16 << 10
 
-// readReturnPath reads the return path field of a form post and puts the
-// body back, so that an upstream still receives it whole.
+// readReturnPath reads the return path field of a form post; the body is put
+// back, so that an upstream still receives it whole.
 func readReturnPath(r *http.Request, field string) string {
-	if r.Body == nil {
+	fields, ok := interstitial.CaptureForm(r, maxEndpointForm)
+	if !ok {
 		return "/"
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxEndpointForm+1))
-	if err != nil {
-		return "/"
+	for _, f := range fields {
+		if f.Name == field {
+			return SafeReturnPath(f.Value)
+		}
 	}
-	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
-	if len(body) > maxEndpointForm {
-		return "/"
-	}
-	values, err := url.ParseQuery(string(body))
-	if err != nil {
-		return "/"
-	}
-	return SafeReturnPath(values.Get(field))
+	return "/"
 }
 
 // formNavWriter turns the refresh endpoint's answer into a 303 for a form
@@ -166,11 +161,11 @@ type formNavWriter struct {
 	wroteHeader      bool
 }
 
-func (g *Gate) newFormNavWriter(w http.ResponseWriter, returnPath string) *formNavWriter {
+func newFormNavWriter(w http.ResponseWriter, success, failure string) *formNavWriter {
 	return &formNavWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		success:               returnPath,
-		failure:               g.loginTarget(returnPath),
+		success:               success,
+		failure:               failure,
 	}
 }
 

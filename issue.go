@@ -11,7 +11,7 @@ import (
 // a response carrying issue_header starts a session (with the internal
 // refresher) and the header itself never reaches the client.
 func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
-	iw := &issueWatcher{gate: g, req: r}
+	iw := &issueWatcher{header: g.issueHeader, rf: g.refresher, req: r}
 	iw.rww.ResponseWriter = w
 	iw.ResponseWriterWrapper = &iw.rww // one allocation for both
 	return iw
@@ -20,7 +20,8 @@ func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) http.ResponseW
 type issueWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
 	rww         caddyhttp.ResponseWriterWrapper
-	gate        *Gate
+	header      string     // the issue header's name
+	rf          *refresher // nil: the header is only removed
 	req         *http.Request
 	wroteHeader bool
 	discard     bool // the site's answer was replaced by an error; drop its body
@@ -34,10 +35,10 @@ func (iw *issueWatcher) WriteHeader(status int) {
 		iw.wroteHeader = true
 	}
 	h := iw.Header()
-	if issue := h.Get(iw.gate.issueHeader); issue != "" || len(h.Values(iw.gate.issueHeader)) > 0 {
-		h.Del(iw.gate.issueHeader)
-		if iw.gate.refresher != nil {
-			if failed := iw.gate.refresher.startSession(iw.ResponseWriter, iw.req, iw.gate, issue); failed != 0 {
+	if issue := h.Get(iw.header); issue != "" || len(h.Values(iw.header)) > 0 {
+		h.Del(iw.header)
+		if iw.rf != nil {
+			if failed := iw.rf.startSession(iw.ResponseWriter, iw.req, issue); failed != 0 {
 				iw.discard = true
 				replaceWithError(h)
 				iw.ResponseWriterWrapper.WriteHeader(failed)

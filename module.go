@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/session-gate/session_gate/interstitial"
+	"github.com/session-gate/session_gate/refresh"
 	"github.com/session-gate/session_gate/session"
 )
 
@@ -31,11 +32,11 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
-// Defaults, as the contract fixes them.
+// Defaults, as docs/behaviour.md fixes them.
 const (
 	DefaultCookie            = "sAccessToken"
 	DefaultLoginURL          = "/login"
-	DefaultReturnParam       = "redirectToPath"
+	DefaultReturnParam       = interstitial.DefaultReturnParam
 	DefaultRefreshPath       = "/refreshsession"
 	DefaultSignoutPath       = "/signout"
 	DefaultRefreshHintCookie = "sRefreshHint"
@@ -128,7 +129,7 @@ type Gate struct {
 	TokenCache int `json:"token_cache,omitempty"`
 
 	source      session.Source
-	verifier    tokenVerifier
+	verify      func(token string) session.Result // the cache's Verify, or the verifier's with token_cache off
 	cache       *session.Cache
 	page        *interstitial.Page
 	public      caddyhttp.MatchPath
@@ -137,7 +138,7 @@ type Gate struct {
 	issueHeader string
 	upstream    caddyhttp.MiddlewareHandler
 	refresher   *refresher
-	jwksPath    string // "\x00" (matches no path) unless the refresher serves its public key
+	jwksPath    string // where the refresher publishes its public key; "" when it does not
 	cancel      context.CancelFunc
 	logger      *zap.Logger
 }
@@ -151,12 +152,6 @@ type PublicKeyFile struct {
 	KID string `json:"kid,omitempty"`
 }
 
-// tokenVerifier is what the gate needs of a verifier; a cache of verified
-// tokens can stand in for the verifier without the gate noticing.
-type tokenVerifier interface {
-	Verify(token string) session.Result
-}
-
 // CaddyModule returns the Caddy module information.
 func (Gate) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -166,48 +161,35 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision fills defaults, loads keys, the interstitial template and the
-// refresh handler, so that serving a request prepares nothing.
+// refresh handler, so that serving a request prepares nothing. Each step
+// takes what it needs as arguments: the refresher's signing key is verified
+// by the gate, so the signer is made before the verifier.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.setDefaults()
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("session_gate: metrics: %w", err)
 	}
-
-	vctx, cancel := context.WithCancel(ctx)
-	g.cancel = cancel
-
-	cfg, err := g.verifierConfig()
+	keys, err := g.verifierConfig()
 	if err != nil {
 		return err
 	}
+	var signer *refresh.Signer
 	if g.Refresher != nil {
-		g.refresher, err = g.Refresher.provision(g, &cfg)
-		if err != nil {
+		if signer, keys, err = g.Refresher.newSigner(keys); err != nil {
 			return fmt.Errorf("session_gate: refresher: %w", err)
 		}
 	}
-	v, err := session.NewVerifier(vctx, cfg)
-	if err != nil {
+	if err := g.provisionVerifier(ctx, keys); err != nil {
+		return err
+	}
+	if g.page, err = interstitial.New(g.Interstitial); err != nil {
 		return fmt.Errorf("session_gate: %w", err)
 	}
-	g.verifier = v
-	if g.TokenCache >= 0 {
-		if g.cache, err = session.NewCache(v, g.TokenCache, nil); err != nil {
-			return fmt.Errorf("session_gate: token_cache: %w", err)
-		}
-		g.verifier = g.cache
-	}
-
-	g.page, err = interstitial.New(g.Interstitial)
-	if err != nil {
-		return fmt.Errorf("session_gate: interstitial %s: %w", g.Interstitial, err)
-	}
-
 	if err := g.provisionPaths(ctx); err != nil {
 		return err
 	}
-
+	g.source = session.Source{Cookie: g.Cookie, Bearer: *g.Bearer}
 	if g.RefreshUpstreamRaw != nil {
 		mod, err := ctx.LoadModule(g, "RefreshUpstreamRaw")
 		if err != nil {
@@ -215,12 +197,45 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		}
 		g.upstream = mod.(caddyhttp.MiddlewareHandler)
 	}
-	g.source = session.Source{Cookie: g.Cookie, Bearer: *g.Bearer}
-	g.jwksPath = "\x00"
-	if g.refresher != nil && g.refresher.jwksPath != "" {
-		g.jwksPath = g.refresher.jwksPath
+	if g.Refresher != nil {
+		if g.refresher, err = g.Refresher.provision(signer, g.refresherSettings(), g.logger); err != nil {
+			return fmt.Errorf("session_gate: refresher: %w", err)
+		}
+		g.jwksPath = g.Refresher.JWKSPath
 	}
 	return nil
+}
+
+// provisionVerifier builds the verifier and, unless token_cache is off, the
+// cache of verified tokens in front of it.
+func (g *Gate) provisionVerifier(ctx caddy.Context, keys session.VerifierConfig) error {
+	vctx, cancel := context.WithCancel(ctx)
+	g.cancel = cancel
+	v, err := session.NewVerifier(vctx, keys)
+	if err != nil {
+		return fmt.Errorf("session_gate: %w", err)
+	}
+	g.verify = v.Verify
+	if g.TokenCache >= 0 {
+		if g.cache, err = session.NewCache(v, g.TokenCache, nil); err != nil {
+			return fmt.Errorf("session_gate: token_cache: %w", err)
+		}
+		g.verify = g.cache.Verify
+	}
+	return nil
+}
+
+// refresherSettings is what the refresher needs of the gate's configuration.
+func (g *Gate) refresherSettings() refresherSettings {
+	return refresherSettings{
+		cookies: cookieSettings{
+			access:      g.Cookie,
+			hint:        g.RefreshHintCookie,
+			refreshPath: g.RefreshPath,
+		},
+		issuer:   g.Issuer,
+		audience: g.Audience,
+	}
 }
 
 func (g *Gate) setDefaults() {
@@ -292,8 +307,13 @@ func parseSecretSetting(repl *caddy.Replacer, setting string) ([]byte, error) {
 	return session.ParseSecret(strings.TrimRight(expanded, "\r\n"))
 }
 
+// readKeyFile reads a key file named in the configuration.
+func readKeyFile(file string) ([]byte, error) {
+	return os.ReadFile(file)
+}
+
 func loadPublicKey(file string) (any, error) {
-	data, err := os.ReadFile(file)
+	data, err := readKeyFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -375,12 +395,12 @@ func (g *Gate) Cleanup() error {
 
 // ServeHTTP classifies the request and either lets it through or answers it.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	switch r.URL.Path {
-	case g.RefreshPath:
+	switch path := r.URL.Path; {
+	case path == g.RefreshPath:
 		return g.serveRefresh(w, r, next)
-	case g.SignoutPath:
+	case path == g.SignoutPath:
 		return g.serveSignout(w, r, next)
-	case g.jwksPath:
+	case g.jwksPath != "" && path == g.jwksPath:
 		return g.refresher.serveJWKS(w, r)
 	}
 	if g.isPublic(r) {
@@ -412,7 +432,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 func (g *Gate) judge(r *http.Request) session.Result {
 	token := g.source.Token(r)
 	if token != "" {
-		return g.verifier.Verify(token)
+		return g.verify(token)
 	}
 	if _, ok := session.CookieValue(r, g.RefreshHintCookie); ok {
 		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
@@ -474,7 +494,8 @@ func userKey(claim string) string {
 	return k
 }
 
-// isNavigation tells a browser page load from an API call (contract §2).
+// isNavigation tells a browser page load from an API call
+// (docs/behaviour.md, "Navigations and API calls").
 func isNavigation(r *http.Request) bool {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
 		return mode == "navigate"
@@ -488,92 +509,6 @@ func isNavigation(r *http.Request) bool {
 	for _, accept := range r.Header.Values("Accept") {
 		if strings.Contains(accept, "text/html") {
 			return true
-		}
-	}
-	return false
-}
-
-// Precomputed JSON bodies of the 401 answers.
-var (
-	bodyTryRefresh   = []byte(`{"message":"try refresh token"}`)
-	bodyUnauthorised = []byte(`{"message":"unauthorised"}`)
-)
-
-// writeUnauthorized answers an API call whose session is not usable.
-func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error {
-	setUnauthorizedHeaders(w.Header(), reason)
-	return writeJSON(w, http.StatusUnauthorized, body)
-}
-
-func setUnauthorizedHeaders(h http.Header, reason string) {
-	h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(reason)+`"`)
-	h.Set("Cache-Control", "no-store")
-}
-
-// quoteSafe keeps an error_description inside its quoted-string.
-func quoteSafe(s string) string {
-	if strings.ContainsAny(s, "\"\\\r\n") {
-		return strings.Map(func(r rune) rune {
-			if r == '"' || r == '\\' || r == '\r' || r == '\n' {
-				return '\''
-			}
-			return r
-		}, s)
-	}
-	return s
-}
-
-// redirectToLogin sends a navigation without a usable session to login_url,
-// carrying where it was going.
-func (g *Gate) redirectToLogin(w http.ResponseWriter, r *http.Request) error {
-	status := http.StatusFound
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		status = http.StatusSeeOther // the login page is fetched with GET, whatever the original method
-	}
-	h := w.Header()
-	h.Set("Location", g.loginTarget(SafeReturnPath(originalRequestURI(r))))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	return nil
-}
-
-// loginTarget is login_url with the return path in its query.
-func (g *Gate) loginTarget(returnPath string) string {
-	return g.loginPrefix + url.QueryEscape(returnPath)
-}
-
-// serveInterstitial answers an expired navigation with the refresh page; a
-// form POST's fields go into the page so it can re-submit them.
-func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res session.Result) error {
-	returnPath := SafeReturnPath(originalRequestURI(r))
-	data := interstitial.Data{
-		RefreshPath: g.RefreshPath,
-		LoginURL:    g.loginTarget(returnPath),
-		ReturnPath:  returnPath,
-		ReturnParam: g.ReturnParam,
-		Method:      r.Method,
-		AcceptGzip:  acceptsGzip(r),
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		fields, replayable := interstitial.CaptureForm(r, maxReplayBody)
-		data.FormFields = fields
-		data.FormDropped = !replayable
-	}
-	setUnauthorizedHeaders(w.Header(), res.Reason)
-	return g.page.Serve(w, data)
-}
-
-// acceptsGzip reports whether the client takes a gzip body (every browser
-// does): the interstitial then goes out pre-compressed, at less than half
-// its size.
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-				q := strings.ReplaceAll(params, " ", "")
-				return !strings.HasPrefix(q, "q=0") || strings.HasPrefix(q, "q=0.") && strings.Trim(q[4:], "0") != ""
-			}
 		}
 	}
 	return false

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
+
 	"path/filepath"
 	"time"
 
@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/session-gate/session_gate/refresh"
 	"github.com/session-gate/session_gate/session"
 )
 
@@ -63,236 +64,192 @@ type StoreConfig struct {
 	// bolt: the database file. Default: session_gate/sessions.db in
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
-	// redis: a redis:// or rediss:// URL.
+	// redis: a redis://, rediss:// or unix:// URL (Sentinel and Cluster
+	// take their addresses as query parameters; see the README).
 	URL string `json:"url,omitempty"`
 	// redis: prefix of every key. Default: session_gate:
 	Prefix string `json:"prefix,omitempty"`
 }
 
 // DefaultRefreshCookie names the refresh token cookie. The TTL defaults are
-// session.DefaultAccessTTL, DefaultRefreshTTL and DefaultReuseGrace.
+// refresh.DefaultAccessTTL, DefaultRefreshTTL and DefaultReuseGrace.
 const DefaultRefreshCookie = "sRefreshToken"
 
 func (rc *RefresherConfig) hasKey() bool {
 	return rc.Secret != "" || rc.PrivateKey != nil
 }
 
-// refresher is the provisioned internal refresher, with the cookie settings
-// the endpoints need.
+// refresher is the provisioned internal refresher: the endpoints that start,
+// rotate and end sessions, with settings of their own.
 type refresher struct {
-	core       *session.Refresher
-	store      *pooledStore
-	storeKey   string
-	cookie     string
-	refreshTTL time.Duration
-	signer     *session.Signer
-	jwksPath   string
-	logger     *zap.Logger
+	core     *refresh.Refresher
+	store    refresh.Store
+	signer   *refresh.Signer
+	cookies  cookieSettings
+	jwksPath string
+	logger   *zap.Logger
 }
 
-// stores shares open stores between gates and across config reloads: a bolt
-// file can be opened once per process, and a reload provisions the new config
-// before the old one is cleaned up.
-var stores = caddy.NewUsagePool()
+// refresherSettings is what the refresher takes from the gate's own
+// configuration.
+type refresherSettings struct {
+	cookies  cookieSettings
+	issuer   string
+	audience []string
+}
 
-type pooledStore struct{ session.Store }
-
-func (p *pooledStore) Destruct() error { return p.Close() }
-
-func (rc *RefresherConfig) provision(g *Gate, vcfg *session.VerifierConfig) (*refresher, error) {
-	rf := &refresher{
-		cookie:     rc.RefreshCookie,
-		refreshTTL: time.Duration(rc.RefreshTTL),
-		jwksPath:   rc.JWKSPath,
-		logger:     g.logger,
+// provision opens (lazily) the store and builds the refresher around signer.
+func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettings, logger *zap.Logger) (*refresher, error) {
+	cookies := set.cookies
+	cookies.refresh = rc.RefreshCookie
+	if cookies.refresh == "" {
+		cookies.refresh = DefaultRefreshCookie
 	}
-	if rf.cookie == "" {
-		rf.cookie = DefaultRefreshCookie
+	if !validCookieName(cookies.refresh) {
+		return nil, fmt.Errorf("refresh_cookie %q is not a valid cookie name", cookies.refresh)
 	}
-	if !validCookieName(rf.cookie) {
-		return nil, fmt.Errorf("refresh_cookie %q is not a valid cookie name", rf.cookie)
+	cookies.fallbackTTL = time.Duration(rc.RefreshTTL)
+	if cookies.fallbackTTL == 0 {
+		cookies.fallbackTTL = refresh.DefaultRefreshTTL
 	}
-	if rf.refreshTTL == 0 {
-		rf.refreshTTL = session.DefaultRefreshTTL
-	}
-	signer, err := rc.signer(g, vcfg)
-	if err != nil {
-		return nil, err
-	}
-	rf.signer = signer
-	if rf.jwksPath != "" && signer.Public() == nil {
+	if rc.JWKSPath != "" && signer.Public() == nil {
 		return nil, errors.New("jwks_path needs a private_key: an HMAC secret must never be published")
 	}
-	if err := rf.openStore(rc.Store); err != nil {
+	store, err := rc.Store.open(logger)
+	if err != nil {
 		return nil, err
 	}
-	rf.core, err = session.NewRefresher(session.RefresherConfig{
-		Store:      rf.store,
+	core, err := refresh.NewRefresher(refresh.RefresherConfig{
+		Store:      store,
 		Signer:     signer,
 		AccessTTL:  time.Duration(rc.AccessTTL),
-		RefreshTTL: rf.refreshTTL,
+		RefreshTTL: cookies.fallbackTTL,
 		ReuseGrace: time.Duration(rc.ReuseGrace),
-		Issuer:     g.Issuer,
-		Audience:   g.Audience,
-		Logger:     g.logger,
+		Issuer:     set.issuer,
+		Audience:   set.audience,
+		Logger:     logger,
 	})
 	if err != nil {
-		_ = rf.close()
+		_ = store.Close()
 		return nil, err
 	}
-	return rf, nil
+	return &refresher{core: core, store: store, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger}, nil
 }
 
-// signer builds the access-token signer and makes sure the gate can verify
-// what it signs.
-func (rc *RefresherConfig) signer(g *Gate, vcfg *session.VerifierConfig) (*session.Signer, error) {
-	if rc.PrivateKey != nil {
-		data, err := os.ReadFile(rc.PrivateKey.File)
-		if err != nil {
-			return nil, fmt.Errorf("private_key: %w", err)
-		}
-		priv, err := session.LoadPrivateKeyPEM(data)
-		if err != nil {
-			return nil, fmt.Errorf("private_key %s: %w", rc.PrivateKey.File, err)
-		}
-		s, err := session.NewKeySigner(priv, rc.PrivateKey.KID)
-		if err != nil {
-			return nil, fmt.Errorf("private_key %s: %w", rc.PrivateKey.File, err)
-		}
-		vcfg.PublicKeys = append(vcfg.PublicKeys, session.PublicKey{Key: s.Public(), KID: rc.PrivateKey.KID})
-		return s, nil
-	}
-	var secret []byte
+// newSigner builds the access-token signer (the refresher's private key or
+// secret, else the first of the gate's secrets) and returns the gate's keys
+// with the signing key among them, so that the gate verifies what the
+// refresher signs.
+func (rc *RefresherConfig) newSigner(keys session.VerifierConfig) (*refresh.Signer, session.VerifierConfig, error) {
 	switch {
-	case rc.Secret != "":
-		key, err := parseSecretSetting(caddy.NewReplacer(), rc.Secret)
+	case rc.PrivateKey != nil:
+		data, err := readKeyFile(rc.PrivateKey.File)
 		if err != nil {
-			return nil, fmt.Errorf("secret: %w", err)
+			return nil, keys, fmt.Errorf("private_key: %w", err)
 		}
-		secret = key
-		vcfg.Secrets = append(vcfg.Secrets, key)
-	case len(vcfg.Secrets) > 0:
-		secret = vcfg.Secrets[0]
+		priv, err := refresh.LoadPrivateKeyPEM(data)
+		if err != nil {
+			return nil, keys, fmt.Errorf("private_key %s: %w", rc.PrivateKey.File, err)
+		}
+		s, err := refresh.NewKeySigner(priv, rc.PrivateKey.KID)
+		if err != nil {
+			return nil, keys, fmt.Errorf("private_key %s: %w", rc.PrivateKey.File, err)
+		}
+		keys.PublicKeys = append(keys.PublicKeys, session.PublicKey{Key: s.Public(), KID: rc.PrivateKey.KID})
+		return s, keys, nil
+	case rc.Secret != "":
+		secret, err := parseSecretSetting(caddy.NewReplacer(), rc.Secret)
+		if err != nil {
+			return nil, keys, fmt.Errorf("secret: %w", err)
+		}
+		keys.Secrets = append(keys.Secrets, secret)
+		s, err := refresh.NewHMACSigner(secret)
+		return s, keys, err
+	case len(keys.Secrets) > 0:
+		s, err := refresh.NewHMACSigner(keys.Secrets[0])
+		return s, keys, err
 	default:
-		return nil, errors.New("no signing key: set secret or private_key in the refresher, or a secret on the gate")
+		return nil, keys, errors.New("no signing key: set secret or private_key in the refresher, or a secret on the gate")
 	}
-	return session.NewHMACSigner(secret)
 }
 
-func (rf *refresher) openStore(sc StoreConfig) error {
-	kind := sc.Type
-	if kind == "" {
-		kind = "bolt"
-	}
-	var key string
-	var open func() (session.Store, error)
-	switch kind {
+func (rf *refresher) close() error {
+	return rf.store.Close()
+}
+
+// open returns the configured store, to be opened on first use: provisioning
+// ("caddy validate" included) must not wait on a bolt file a running Caddy
+// holds, nor fail on a Redis blip. Each gate has its own store handle; the
+// bolt store shares one open file among the handles of a process, which is
+// what lets a reload provision the new config while the old one holds it.
+func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, error) {
+	var open func() (refresh.Store, error)
+	switch sc.Type {
 	case "memory":
-		key = fmt.Sprintf("memory:%p", rf) // never shared: each gate has its own
-		open = func() (session.Store, error) { return session.NewMemoryStore(), nil }
-	case "bolt":
+		open = func() (refresh.Store, error) { return refresh.NewMemoryStore(), nil }
+	case "bolt", "":
 		path := sc.Path
 		if path == "" {
 			path = filepath.Join(caddy.AppDataDir(), "session_gate", "sessions.db")
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return fmt.Errorf("store bolt: %w", err)
-		}
-		key = "bolt:" + path
-		open = func() (session.Store, error) { return session.OpenBoltStore(path, rf.logger) }
+		open = func() (refresh.Store, error) { return refresh.OpenBoltStore(path, logger) }
 	case "redis":
-		if err := session.CheckRedisURL(sc.URL); err != nil {
-			return fmt.Errorf("store redis: %w", err)
+		if err := refresh.CheckRedisURL(sc.URL); err != nil {
+			return nil, fmt.Errorf("store redis: %w", err)
 		}
-		prefix := sc.Prefix
-		if prefix == "" {
-			prefix = session.DefaultRedisPrefix
-		}
-		key = "redis:" + sc.URL + " " + prefix
-		open = func() (session.Store, error) {
+		open = func() (refresh.Store, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			return session.OpenRedisStore(ctx, sc.URL, prefix)
+			return refresh.OpenRedisStore(ctx, sc.URL, sc.Prefix, logger)
 		}
 	default:
-		return fmt.Errorf("unknown store %q (memory, bolt or redis)", kind)
+		return nil, fmt.Errorf("unknown store %q (memory, bolt or redis)", sc.Type)
 	}
-	// Opened on first use: provisioning ("caddy validate" included) must not
-	// wait on a bolt file a running Caddy holds, nor fail on a Redis blip.
-	lazy := func() (caddy.Destructor, error) { return &pooledStore{session.NewLazyStore(open)}, nil }
-	v, _, err := stores.LoadOrNew(key, lazy)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", kind, err)
-	}
-	rf.store, rf.storeKey = v.(*pooledStore), key
-	return nil
-}
-
-func (rf *refresher) close() error {
-	if rf.storeKey == "" {
-		return nil
-	}
-	_, err := stores.Delete(rf.storeKey)
-	rf.storeKey = ""
-	return err
+	return refresh.NewLazyStore(open), nil
 }
 
 // serveRefresh rotates the refresh token from the cookie and sets new
-// cookies (contract §4).
-func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request, g *Gate, formNav bool, returnPath string) error {
-	if formNav {
-		w = g.newFormNavWriter(w, returnPath)
-	}
-	c, err := r.Cookie(rf.cookie)
+// cookies (docs/behaviour.md, "The refresh endpoint").
+func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error {
+	c, err := r.Cookie(rf.cookies.refresh)
 	if err != nil || c.Value == "" {
 		countRefreshRefused.Inc()
-		rf.clearCookies(w, r, g)
+		rf.cookies.clear(w, r)
 		return writeUnauthorized(w, "no refresh token", bodyUnauthorised)
 	}
 	tokens, err := rf.core.Refresh(r.Context(), c.Value)
 	switch {
-	case errors.Is(err, session.ErrStoreUnavailable):
+	case errors.Is(err, refresh.ErrStoreUnavailable):
 		countRefreshUnavailable.Inc()
 		rf.logger.Error("session store unavailable", zap.Error(err))
-		return writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
+		return writeStoreDown(w)
 	case err != nil:
 		countRefreshRefused.Inc()
-		rf.clearCookies(w, r, g)
+		rf.cookies.clear(w, r)
 		return writeUnauthorized(w, "refresh token not accepted", bodyUnauthorised)
 	}
 	countRefreshOK.Inc()
-	rf.setCookies(w, r, g, tokens)
+	rf.cookies.set(w, r, tokens)
 	return writeJSON(w, http.StatusOK, bodyOK)
 }
 
-// serveSignout revokes the session named by the access token (an expired
-// one too, when its signature checks) and clears the cookies.
-func (rf *refresher) serveSignout(w http.ResponseWriter, r *http.Request, g *Gate) error {
-	if token := g.source.Token(r); token != "" {
-		res := g.verifier.Verify(token)
-		if (res.Verdict == session.Valid || res.Verdict == session.Expired) && res.SessionID != "" {
-			if err := rf.core.Revoke(r.Context(), res.SessionID); err != nil {
-				rf.logger.Error("session store unavailable", zap.Error(err))
-				return writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
-			}
+// revoke ends the session sid ("" revokes nothing) and counts the sign-out.
+func (rf *refresher) revoke(ctx context.Context, sid string) error {
+	if sid != "" {
+		if err := rf.core.Revoke(ctx, sid); err != nil {
+			rf.logger.Error("session store unavailable", zap.Error(err))
+			return err
 		}
 	}
 	countSignout.Inc()
-	rf.clearCookies(w, r, g)
-	if isNavigation(r) || isFormNavigation(r) {
-		w.Header().Set("Location", g.LoginURL)
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusSeeOther)
-		return nil
-	}
-	return writeJSON(w, http.StatusOK, bodyOK)
+	return nil
 }
 
 // serveJWKS publishes the signing key's public half as a JWK Set.
 func (rf *refresher) serveJWKS(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return writeJSON(w, http.StatusMethodNotAllowed, jsonMessage("method not allowed"))
+		return writeStatusJSON(w, http.StatusMethodNotAllowed)
 	}
 	body, err := rf.signer.JWKS()
 	if err != nil {
@@ -318,10 +275,10 @@ type issuePayload struct {
 // startSession creates a session from an issue_header value and sets its
 // cookies on w. It returns 0 on success, else the status that replaces the
 // site's answer: 502 for a malformed header, 503 when the store is down.
-func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, g *Gate, header string) int {
+func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, header string) int {
 	var p issuePayload
 	if err := json.Unmarshal([]byte(header), &p); err != nil || p.Sub == "" {
-		rf.logger.Error("malformed "+g.issueHeader+" header from the site; no session started",
+		rf.logger.Error("malformed issue header from the site; no session started",
 			zap.Bool("json_ok", err == nil), zap.String("path", r.URL.Path))
 		return http.StatusBadGateway
 	}
@@ -333,31 +290,39 @@ func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, g *Gat
 		return http.StatusServiceUnavailable
 	}
 	countSessionStarted.Inc()
-	rf.setCookies(w, r, g, tokens)
+	rf.cookies.set(w, r, tokens)
 	return 0
 }
 
-// setCookies sets the access cookie (kept as long as the refresh token, so an
-// expired token is still sent and recognised), the rotated refresh cookie
-// when there is one, and the refresh hint.
-func (rf *refresher) setCookies(w http.ResponseWriter, r *http.Request, g *Gate, t session.Tokens) {
-	maxAge := int(time.Until(t.RefreshExpires).Seconds())
-	if maxAge <= 0 {
-		maxAge = int(rf.refreshTTL.Seconds())
-	}
-	secure := r.TLS != nil
-	http.SetCookie(w, sessionCookie(g.Cookie, t.Access, "/", maxAge, secure))
-	if t.Refresh != "" {
-		http.SetCookie(w, sessionCookie(rf.cookie, t.Refresh, g.RefreshPath, maxAge, secure))
-	}
-	http.SetCookie(w, sessionCookie(g.RefreshHintCookie, "1", "/", maxAge, secure))
+// cookieSettings names and scopes the cookies the refresher sets and clears.
+type cookieSettings struct {
+	access, refresh, hint string
+	refreshPath           string        // the refresh cookie's Path
+	fallbackTTL           time.Duration // cookie lifetime when a token carries none
 }
 
-func (rf *refresher) clearCookies(w http.ResponseWriter, r *http.Request, g *Gate) {
+// set sets the access cookie (kept as long as the refresh token, so an
+// expired token is still sent and recognised), the rotated refresh cookie
+// when there is one, and the refresh hint.
+func (cs cookieSettings) set(w http.ResponseWriter, r *http.Request, t refresh.Tokens) {
+	maxAge := int(time.Until(t.RefreshExpires).Seconds())
+	if maxAge <= 0 {
+		maxAge = int(cs.fallbackTTL.Seconds())
+	}
 	secure := r.TLS != nil
-	http.SetCookie(w, sessionCookie(g.Cookie, "", "/", -1, secure))
-	http.SetCookie(w, sessionCookie(rf.cookie, "", g.RefreshPath, -1, secure))
-	http.SetCookie(w, sessionCookie(g.RefreshHintCookie, "", "/", -1, secure))
+	http.SetCookie(w, sessionCookie(cs.access, t.Access, "/", maxAge, secure))
+	if t.Refresh != "" {
+		http.SetCookie(w, sessionCookie(cs.refresh, t.Refresh, cs.refreshPath, maxAge, secure))
+	}
+	http.SetCookie(w, sessionCookie(cs.hint, "1", "/", maxAge, secure))
+}
+
+// clear expires all three cookies.
+func (cs cookieSettings) clear(w http.ResponseWriter, r *http.Request) {
+	secure := r.TLS != nil
+	http.SetCookie(w, sessionCookie(cs.access, "", "/", -1, secure))
+	http.SetCookie(w, sessionCookie(cs.refresh, "", cs.refreshPath, -1, secure))
+	http.SetCookie(w, sessionCookie(cs.hint, "", "/", -1, secure))
 }
 
 func sessionCookie(name, value, path string, maxAge int, secure bool) *http.Cookie {
@@ -370,18 +335,4 @@ func sessionCookie(name, value, path string, maxAge int, secure bool) *http.Cook
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-}
-
-var (
-	bodyOK        = []byte(`{"status":"OK"}`)
-	bodyStoreDown = []byte(`{"message":"session store unavailable"}`)
-)
-
-func writeJSON(w http.ResponseWriter, status int, body []byte) error {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, err := w.Write(body)
-	return err
 }

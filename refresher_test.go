@@ -1,6 +1,6 @@
 package sessiongate
 
-// The internal refresher through real Caddy (contract §4): in-process Caddy
+// The internal refresher through real Caddy (docs/behaviour.md, "The refresh endpoint"): in-process Caddy
 // (caddytest) for the HTTP answers, and the built binary, run as separate
 // processes, for what only several processes can show: two instances on one
 // Redis, a bolt file across a restart and a reload, a Redis outage.

@@ -119,7 +119,7 @@ func (s *site) refresh(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		s.set(func(s *site) { s.fresh = true })
 	}
-	// The no-JavaScript form: 303 to the return path, as the contract says.
+	// The no-JavaScript form: 303 to the return path, as docs/behaviour.md says.
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		ret := r.PostFormValue(DefaultReturnParam)
 		s.event("refresh form " + ret)
@@ -157,7 +157,7 @@ func (s *site) app(w http.ResponseWriter, r *http.Request) {
 		Method:      r.Method,
 		FormFields:  fields,
 		FormDropped: !replay && r.Method != http.MethodGet && r.Method != http.MethodHead,
-	})
+	}, false)
 	if err != nil {
 		s.t.Errorf("Serve: %v", err)
 	}

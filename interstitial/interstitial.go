@@ -71,9 +71,6 @@ type Data struct {
 	// non-GET/HEAD request without re-submittable fields, because reloading
 	// would re-send a body it does not have.
 	FormDropped bool
-	// AcceptGzip says the client accepts gzip (its Accept-Encoding). Pages
-	// without a form are then sent pre-compressed. Not meant for templates.
-	AcceptGzip bool
 }
 
 // Page is a parsed interstitial template, ready to serve. It is safe for
@@ -172,7 +169,7 @@ var ErrNonce = errors.New("interstitial: cannot read random bytes for the CSP no
 // written nothing, neither headers nor status, and the caller can answer with
 // an error of its own. Errors writing the body (a client that went away) are
 // not reported, because the response has been started by then.
-func (p *Page) Serve(w http.ResponseWriter, d Data) error {
+func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 	// 144 bits in 24 base64url characters: no padding, and no "+" that
 	// html/template would write as "&#43;" in the nonce attributes.
 	var raw [18]byte
@@ -192,7 +189,7 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 		}
 	}()
 	buf.Reset()
-	gzipped, err := p.render(buf, d)
+	gzipped, err := p.render(buf, d, acceptGzip)
 	if err != nil {
 		return fmt.Errorf("interstitial: %w", err)
 	}
@@ -217,7 +214,7 @@ func (p *Page) Serve(w http.ResponseWriter, d Data) error {
 
 // render writes d's page into buf, from a pre-rendered copy (gzip-compressed
 // when the client takes it) when d's page depends only on its paths.
-func (p *Page) render(buf *bytes.Buffer, d Data) (gzipped bool, err error) {
+func (p *Page) render(buf *bytes.Buffer, d Data, acceptGzip bool) (gzipped bool, err error) {
 	if !cacheable(d) {
 		return false, p.tmpl.Execute(buf, d)
 	}
@@ -229,7 +226,7 @@ func (p *Page) render(buf *bytes.Buffer, d Data) (gzipped bool, err error) {
 		}
 		p.rendered.Set(key, pr)
 	}
-	if d.AcceptGzip {
+	if acceptGzip {
 		pr.writeGzipTo(buf, d.Nonce)
 		return true, nil
 	}

@@ -40,7 +40,7 @@ func mustNew(t *testing.T, path string) *Page {
 func serve(t *testing.T, p *Page, d Data) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	if err := p.Serve(rec, d); err != nil {
+	if err := p.Serve(rec, d, false); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
 	return rec
@@ -55,7 +55,7 @@ func TestServeHeaders(t *testing.T) {
 		rec := httptest.NewRecorder()
 		rec.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		rec.Header().Set("X-Request-Id", "abc")
-		if err := p.Serve(rec, sampleData()); err != nil {
+		if err := p.Serve(rec, sampleData(), false); err != nil {
 			t.Fatal(err)
 		}
 		res := rec.Result()
@@ -413,7 +413,7 @@ func TestServeErrorWritesNothing(t *testing.T) {
 	w := &failWriter{h: http.Header{}}
 	d := sampleData()
 	d.Method = "PATCH"
-	if err := p.Serve(w, d); err == nil {
+	if err := p.Serve(w, d, false); err == nil {
 		t.Fatal("Serve: no error")
 	}
 	if w.touched || len(w.h) != 0 {
@@ -555,13 +555,12 @@ func BenchmarkServe(b *testing.B) {
 	}
 	for _, gz := range []bool{false, true} {
 		d := sampleData()
-		d.AcceptGzip = gz
 		w := &failWriter{h: http.Header{}}
 		b.Run(fmt.Sprint("gzip=", gz), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(w.h)
-				if err := p.Serve(w, d); err != nil {
+				if err := p.Serve(w, d, gz); err != nil {
 					b.Fatal(err)
 				}
 			}

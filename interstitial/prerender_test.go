@@ -26,7 +26,7 @@ func TestPrerenderedPageEqualsTemplate(t *testing.T) {
 		d.ReturnParam = DefaultReturnParam
 		for round := range 2 { // the first serve renders, the second splices
 			rec := httptest.NewRecorder()
-			if err := p.Serve(rec, d); err != nil {
+			if err := p.Serve(rec, d, false); err != nil {
 				t.Fatal(err)
 			}
 			m := nonceAttr.FindStringSubmatch(rec.Body.String())
@@ -59,9 +59,8 @@ func TestGzipPageDecompressesToThePage(t *testing.T) {
 	for _, rp := range []string{"/", "/a?b=1", "/" + strings.Repeat("long/", 200)} {
 		d := sampleData()
 		d.ReturnPath, d.LoginURL = rp, "/login?redirectToPath="+rp
-		d.AcceptGzip = true
 		rec := httptest.NewRecorder()
-		if err := p.Serve(rec, d); err != nil {
+		if err := p.Serve(rec, d, true); err != nil {
 			t.Fatal(err)
 		}
 		if rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("Vary") != "Accept-Encoding" {
@@ -95,9 +94,9 @@ func TestGzipPageDecompressesToThePage(t *testing.T) {
 	}
 	// A page with a form to re-submit is never served from the cache.
 	d := sampleData()
-	d.Method, d.FormFields, d.AcceptGzip = http.MethodPost, []Field{{"a", "b"}}, true
+	d.Method, d.FormFields = http.MethodPost, []Field{{"a", "b"}}
 	rec := httptest.NewRecorder()
-	if err := p.Serve(rec, d); err != nil || rec.Header().Get("Content-Encoding") != "" {
+	if err := p.Serve(rec, d, true); err != nil || rec.Header().Get("Content-Encoding") != "" {
 		t.Errorf("form page: err %v, Content-Encoding %q", err, rec.Header().Get("Content-Encoding"))
 	}
 }

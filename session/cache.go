@@ -87,9 +87,6 @@ func (e *cacheEntry) stillTrue(now time.Time) bool {
 	return now.Before(e.result.ExpiresAt) && !now.Before(e.result.NotBefore)
 }
 
-// Len is the number of tokens remembered right now (an estimate).
-func (c *Cache) Len() int { return c.entries.EstimatedSize() }
-
 // Close stops the cache's background work.
 func (c *Cache) Close() {
 	c.entries.InvalidateAll()

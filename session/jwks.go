@@ -300,12 +300,12 @@ func jwkAlgs(raw any, m jwkset.JWKMarshal) (jwsAlgSet, string) {
 	key := jwkPublic(raw)
 	var algs jwsAlgSet
 	if secret, ok := key.([]byte); ok {
-		if err := secretLenError(secret); err != nil {
+		if err := CheckSecret(secret); err != nil {
 			return 0, "symmetric key shorter than 32 bytes"
 		}
 		algs = jwsHMAC
 	} else {
-		if err := publicKeyError(key); err != nil {
+		if err := CheckPublicKey(key); err != nil {
 			return 0, err.Error()
 		}
 		algs = jwsKeyAlgs(key)

@@ -15,12 +15,13 @@ import (
 	"strings"
 )
 
+// The key rules, for verifying and (in package refresh) for signing alike.
 const (
-	// secretMinBytes is the shortest HMAC secret accepted: a shorter key is
+	// MinSecretBytes is the shortest HMAC secret accepted: a shorter key is
 	// open to offline guessing from a single token, whatever the hash.
-	secretMinBytes = 32
-	// rsaMinBits is the smallest RSA modulus accepted for verification.
-	rsaMinBits = 2048
+	MinSecretBytes = 32
+	// MinRSABits is the smallest RSA modulus accepted.
+	MinRSABits = 2048
 )
 
 // ParseSecret turns the text of a "secret" setting into key bytes. The text is
@@ -28,26 +29,27 @@ const (
 // "base64:" (standard alphabet, padded or not) or "base64url:" (URL alphabet,
 // padded or not), in which case the rest is decoded; surrounding whitespace of
 // the encoded form is ignored, since it cannot be part of it. The key must be
-// at least secretMinBytes bytes. Errors never quote the secret.
+// at least MinSecretBytes bytes. Errors never quote the secret, nor name the
+// setting: the caller does.
 func ParseSecret(s string) ([]byte, error) {
 	var key []byte
 	switch {
 	case strings.HasPrefix(s, "base64:"):
 		b, err := decodeSecretBase64(strings.TrimSpace(s[len("base64:"):]), base64.StdEncoding)
 		if err != nil {
-			return nil, fmt.Errorf(`secret: invalid base64 after "base64:": %w`, err)
+			return nil, fmt.Errorf(`invalid base64 after "base64:": %w`, err)
 		}
 		key = b
 	case strings.HasPrefix(s, "base64url:"):
 		b, err := decodeSecretBase64(strings.TrimSpace(s[len("base64url:"):]), base64.URLEncoding)
 		if err != nil {
-			return nil, fmt.Errorf(`secret: invalid base64url after "base64url:": %w`, err)
+			return nil, fmt.Errorf(`invalid base64url after "base64url:": %w`, err)
 		}
 		key = b
 	default:
 		key = []byte(s)
 	}
-	if err := secretLenError(key); err != nil {
+	if err := CheckSecret(key); err != nil {
 		return nil, err
 	}
 	return key, nil
@@ -62,9 +64,10 @@ func decodeSecretBase64(s string, padded *base64.Encoding) ([]byte, error) {
 	return padded.WithPadding(base64.NoPadding).DecodeString(s)
 }
 
-func secretLenError(key []byte) error {
-	if len(key) < secretMinBytes {
-		return fmt.Errorf("secret: %d bytes is too short; an HMAC secret needs at least %d bytes", len(key), secretMinBytes)
+// CheckSecret says why an HMAC key is too weak to use, or returns nil.
+func CheckSecret(key []byte) error {
+	if len(key) < MinSecretBytes {
+		return fmt.Errorf("%d bytes is too short; an HMAC secret needs at least %d bytes", len(key), MinSecretBytes)
 	}
 	return nil
 }
@@ -73,7 +76,7 @@ func secretLenError(key []byte) error {
 // PKCS#1 "RSA PUBLIC KEY" or a "CERTIFICATE" (its key is used; the certificate
 // is not otherwise validated, as the key is pinned by configuration). The first
 // block of one of these types is used. The key must be RSA of at least
-// rsaMinBits bits, ECDSA on P-256, P-384 or P-521, or Ed25519.
+// MinRSABits bits, ECDSA on P-256, P-384 or P-521, or Ed25519.
 func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	rest := data
 	seen := false
@@ -109,7 +112,7 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("PEM block %q: %w", block.Type, err)
 		}
-		if err := publicKeyError(key); err != nil {
+		if err := CheckPublicKey(key); err != nil {
 			return nil, err
 		}
 		return key, nil
@@ -120,15 +123,16 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	return nil, errors.New("no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block in the PEM data")
 }
 
-// publicKeyError says in words why a key cannot be used to verify tokens.
-func publicKeyError(key any) error {
+// CheckPublicKey says in words why a public key cannot be used for tokens
+// (too small, an unsupported curve or type), or returns nil.
+func CheckPublicKey(key any) error {
 	switch k := key.(type) {
 	case *rsa.PublicKey:
 		if k == nil || k.N == nil {
 			return errors.New("empty RSA public key")
 		}
-		if n := k.N.BitLen(); n < rsaMinBits {
-			return fmt.Errorf("RSA key of %d bits is too small; at least %d bits are required", n, rsaMinBits)
+		if n := k.N.BitLen(); n < MinRSABits {
+			return fmt.Errorf("RSA key of %d bits is too small; at least %d bits are required", n, MinRSABits)
 		}
 		return nil
 	case *ecdsa.PublicKey:

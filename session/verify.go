@@ -184,10 +184,8 @@ type verifyState struct {
 // is called.
 //
 // A configuration without any key is accepted (such a Verifier finds every
-// token Invalid until a key is added), so that a caller can add its own key
-// with AddPublicKey; requiring at least one key source is the caller's call.
-// Algorithms, though, are checked against the keys in cfg only: a key needed
-// to justify an entry of Algorithms must be in cfg, not added later.
+// token Invalid): requiring at least one key source is the caller's call.
+// Every key must be in cfg, since Algorithms is checked against them.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	v := &Verifier{
 		issuer:   cfg.Issuer,
@@ -210,14 +208,14 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 
 	var have jwsAlgSet
 	for i, s := range cfg.Secrets {
-		if err := secretLenError(s); err != nil {
+		if err := CheckSecret(s); err != nil {
 			return nil, fmt.Errorf("secret %d: %w", i+1, err)
 		}
 		v.static = append(v.static, verifyKey{key: bytes.Clone(s), algs: jwsHMAC})
 		have |= jwsHMAC
 	}
 	for i, pk := range cfg.PublicKeys {
-		if err := publicKeyError(pk.Key); err != nil {
+		if err := CheckPublicKey(pk.Key); err != nil {
 			return nil, fmt.Errorf("public key %d: %w", i+1, err)
 		}
 		algs := jwsKeyAlgs(pk.Key)
@@ -305,8 +303,10 @@ func (v *Verifier) rebuildLocked() {
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(methods),
 			jwt.WithJSONNumber(),
-			// Claims are checked by checkClaims, whose rules are stricter and
-			// exactly the contract's (see NOTES.md on golang-jwt's gaps).
+			// Claims are checked by checkClaims, whose rules are stricter
+			// (docs/behaviour.md, "Verdicts"): golang-jwt accepts a string
+			// "exp", treats null as absent and lets a wrong aud pass as
+			// merely expired.
 			jwt.WithoutClaimsValidation(),
 			jwt.WithStrictDecoding(),
 		),
@@ -407,7 +407,7 @@ func (st *verifyState) keyFor(t *jwt.Token) (any, error) {
 }
 
 // Verify classifies one access token. An empty token is Missing; everything
-// else is Valid, Expired or Invalid following the contract (section 2). A
+// else is Valid, Expired or Invalid following docs/behaviour.md ("Verdicts"). A
 // token with an unknown kid may trigger a rate-limited JWKS refetch, during
 // which Verify blocks (at most the fetch timeout).
 func (v *Verifier) Verify(token string) Result {
@@ -474,7 +474,7 @@ func invalidResult(reason string) Result {
 	return Result{Verdict: Invalid, Reason: reason}
 }
 
-// checkClaims applies the contract's claim rules to a token whose signature
+// checkClaims applies the claim rules of docs/behaviour.md ("Verdicts") to a token whose signature
 // and algorithm have been checked. Claim names are case-sensitive and, as the
 // JSON decoder keeps the last of repeated names, a repeated name counts by
 // its last value (RFC 7519 §4). The token is Expired only when every other

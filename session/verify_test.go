@@ -404,7 +404,7 @@ func TestVerifyAlgorithmAllowList(t *testing.T) {
 			"algorithm ES256: no configured key can verify it (the keys given verify: ES384)"},
 		{"a key that verifies none of the allowed algorithms", VerifierConfig{Secrets: [][]byte{k.secret}, PublicKeys: []PublicKey{{Key: &k.rsa.PublicKey}}, Algorithms: []string{"HS256"}},
 			"key 2 (RS256, RS384, RS512, PS256, PS384, PS512) can verify none of the allowed algorithms (HS256)"},
-		{"short secret", VerifierConfig{Secrets: [][]byte{[]byte("short")}}, "secret 1: secret: 5 bytes is too short"},
+		{"short secret", VerifierConfig{Secrets: [][]byte{[]byte("short")}}, "secret 1: 5 bytes is too short"},
 		{"small RSA key", VerifierConfig{PublicKeys: []PublicKey{{Key: &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 1023), E: 65537}}}}, "public key 1: RSA key of 1024 bits"},
 		{"not a key", VerifierConfig{PublicKeys: []PublicKey{{Key: "pem text"}}}, "public key 1: unsupported public key type string"},
 		{"negative leeway", VerifierConfig{Secrets: [][]byte{k.secret}, Leeway: -time.Second}, "leeway -1s is negative"},

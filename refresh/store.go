@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -118,9 +118,6 @@ type Store interface {
 	// the token is current (see Outcome). The Session returned is the state
 	// after the step; it is zero for Unknown when nothing was found.
 	Rotate(ctx context.Context, r RotateRequest) (Session, Outcome, error)
-	// Get returns a stored session as it is, revoked or expired ones
-	// included; ok is false when there is none.
-	Get(ctx context.Context, id string) (s Session, ok bool, err error)
 	// Revoke marks a session revoked. Revoking an unknown session is not an
 	// error: sign-out is idempotent.
 	Revoke(ctx context.Context, id string) error

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -13,14 +13,16 @@ import (
 // holds ("caddy validate" beside a live server) nor fails because Redis is
 // briefly down at boot: until the store opens, every call fails with
 // ErrStoreUnavailable (a 503), and the next call after a short pause tries
-// again.
+// again. Once closed it never opens again, as Store's Close promises.
 type LazyStore struct {
 	open   func() (Store, error)
 	opened atomic.Pointer[Store]
 
 	mu         sync.Mutex
+	closed     bool
 	lastFailed time.Time
 	lastErr    error
+	now        func() time.Time
 }
 
 // retryOpenAfter spaces attempts to open a store that failed to open, so
@@ -29,24 +31,29 @@ const retryOpenAfter = time.Second
 
 // NewLazyStore returns a store that calls open on first use.
 func NewLazyStore(open func() (Store, error)) *LazyStore {
-	return &LazyStore{open: open}
+	return &LazyStore{open: open, now: time.Now}
 }
 
-func (l *LazyStore) get() (Store, error) {
+// store returns the opened store, opening it when no attempt failed within
+// the last retryOpenAfter.
+func (l *LazyStore) store() (Store, error) {
 	if s := l.opened.Load(); s != nil {
 		return *s, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil, storeUnavailable("open", errStoreClosed)
+	}
 	if s := l.opened.Load(); s != nil {
 		return *s, nil
 	}
-	if l.lastErr != nil && time.Since(l.lastFailed) < retryOpenAfter {
+	if l.lastErr != nil && l.now().Sub(l.lastFailed) < retryOpenAfter {
 		return nil, l.lastErr
 	}
 	s, err := l.open()
 	if err != nil {
-		l.lastFailed, l.lastErr = time.Now(), fmt.Errorf("%w: opening the store: %v", ErrStoreUnavailable, err)
+		l.lastFailed, l.lastErr = l.now(), fmt.Errorf("%w: opening the store: %v", ErrStoreUnavailable, err)
 		return nil, l.lastErr
 	}
 	l.opened.Store(&s)
@@ -55,7 +62,7 @@ func (l *LazyStore) get() (Store, error) {
 
 // Create implements Store.
 func (l *LazyStore) Create(ctx context.Context, s *Session) error {
-	st, err := l.get()
+	st, err := l.store()
 	if err != nil {
 		return err
 	}
@@ -64,34 +71,32 @@ func (l *LazyStore) Create(ctx context.Context, s *Session) error {
 
 // Rotate implements Store.
 func (l *LazyStore) Rotate(ctx context.Context, req RotateRequest) (Session, Outcome, error) {
-	st, err := l.get()
+	st, err := l.store()
 	if err != nil {
 		return Session{}, Unknown, err
 	}
 	return st.Rotate(ctx, req)
 }
 
-// Get implements Store.
-func (l *LazyStore) Get(ctx context.Context, id string) (Session, bool, error) {
-	st, err := l.get()
-	if err != nil {
-		return Session{}, false, err
-	}
-	return st.Get(ctx, id)
-}
-
 // Revoke implements Store.
 func (l *LazyStore) Revoke(ctx context.Context, id string) error {
-	st, err := l.get()
+	st, err := l.store()
 	if err != nil {
 		return err
 	}
 	return st.Revoke(ctx, id)
 }
 
-// Close closes the store if it was ever opened.
+// Close closes the store if it was ever opened, and keeps it from opening
+// afterwards. Closing twice is harmless.
 func (l *LazyStore) Close() error {
-	if s := l.opened.Load(); s != nil {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if s := l.opened.Swap(nil); s != nil {
 		return (*s).Close()
 	}
 	return nil

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"crypto"
@@ -16,15 +16,9 @@ import (
 	"math/big"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/session-gate/session_gate/session"
 )
-
-// MinHMACSecret is the shortest HMAC secret a Signer accepts, as for the
-// gate's own "secret" (CONTRACT §1).
-const MinHMACSecret = 32
-
-// minRSABits is the smallest RSA key a Signer accepts: smaller keys are
-// breakable or soon will be, and NIST retired them.
-const minRSABits = 2048
 
 // tagKeyInfo labels the refresh-token tag key derived from the signing key,
 // so that it can never equal a key used for anything else.
@@ -41,11 +35,12 @@ type Signer struct {
 	tagKey []byte            // see Refresher: derived from the key material
 }
 
-// NewHMACSigner signs with HS256 and the given secret, which must be at
-// least MinHMACSecret (32) bytes. Tokens carry no "kid".
+// NewHMACSigner signs with HS256 and the given secret, which must pass the
+// verifier's own rule (session.CheckSecret: at least 32 bytes). Tokens carry
+// no "kid".
 func NewHMACSigner(secret []byte) (*Signer, error) {
-	if len(secret) < MinHMACSecret {
-		return nil, fmt.Errorf("HMAC secret is %d bytes; at least %d are needed", len(secret), MinHMACSecret)
+	if err := session.CheckSecret(secret); err != nil {
+		return nil, err
 	}
 	key := append([]byte(nil), secret...)
 	tk, err := hkdf.Key(sha256.New, key, nil, tagKeyInfo, 32)
@@ -55,7 +50,8 @@ func NewHMACSigner(secret []byte) (*Signer, error) {
 	return &Signer{method: jwt.SigningMethodHS256, key: key, tagKey: tk}, nil
 }
 
-// NewKeySigner signs with a private key: RSA (2048 bits or more) → RS256,
+// NewKeySigner signs with a private key whose public half passes the
+// verifier's rules (session.CheckPublicKey): RSA (2048 bits or more) → RS256,
 // ECDSA P-256/P-384/P-521 → ES256/ES384/ES512, Ed25519 → EdDSA. The key must
 // be one of the standard library's types (an HSM-backed crypto.Signer is
 // not supported, because the refresh-token tag key is derived from the key
@@ -63,12 +59,12 @@ func NewHMACSigner(secret []byte) (*Signer, error) {
 // key's RFC 7638 thumbprint, so that verifiers fetching the JWKS can still
 // pick the key by kid.
 func NewKeySigner(priv crypto.Signer, kid string) (*Signer, error) {
+	if err := session.CheckPublicKey(priv.Public()); err != nil {
+		return nil, err
+	}
 	s := &Signer{}
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
-		if bits := k.N.BitLen(); bits < minRSABits {
-			return nil, fmt.Errorf("RSA key has %d bits; at least %d are needed", bits, minRSABits)
-		}
 		s.method, s.key, s.public = jwt.SigningMethodRS256, k, &k.PublicKey
 		s.jwk = map[string]string{
 			"kty": "RSA",
@@ -170,13 +166,6 @@ func (s *Signer) Sign(claims jwt.MapClaims) (string, error) {
 // Public returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
 // ed25519.PublicKey), or nil for an HMAC signer.
 func (s *Signer) Public() crypto.PublicKey { return s.public }
-
-// KID returns the key id put in token headers ("" for HMAC).
-func (s *Signer) KID() string { return s.kid }
-
-// Algorithm returns the JWS algorithm: HS256, RS256, ES256, ES384, ES512 or
-// EdDSA.
-func (s *Signer) Algorithm() string { return s.method.Alg() }
 
 // JWKS returns the public key as a JWK Set ({"keys":[…]}) to serve to other
 // services that verify the tokens. An HMAC signer has no public key: error.

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -78,10 +78,10 @@ func TestStoreBoltSharedInProcess(t *testing.T) {
 	}
 	_ = a.Close()
 	_ = a.Close() // twice is harmless and must not release b's reference
-	if _, ok, err := b.Get(ctx, "s1"); !ok || err != nil {
+	if _, ok, err := getSession(ctx, b, "s1"); !ok || err != nil {
 		t.Fatalf("b after a closed: ok %v, err %v", ok, err)
 	}
-	if _, ok, err := a.Get(ctx, "s1"); ok || !errors.Is(err, ErrStoreUnavailable) {
+	if _, ok, err := getSession(ctx, a, "s1"); ok || !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("a after Close: ok %v, err %v", ok, err)
 	}
 	_ = b.Close()
@@ -90,7 +90,7 @@ func TestStoreBoltSharedInProcess(t *testing.T) {
 		t.Fatalf("reopen after all closed: %v", err)
 	}
 	defer c.Close()
-	if _, ok, _ := c.Get(ctx, "s1"); !ok {
+	if _, ok, _ := getSession(ctx, c, "s1"); !ok {
 		t.Fatal("session lost")
 	}
 }
@@ -139,12 +139,12 @@ func TestStoreBoltSweep(t *testing.T) {
 	if _, o, err := st.Rotate(ctx, RotateRequest{ID: "b", Now: now, TTL: 10 * time.Hour}); err != nil || o != Rotated {
 		t.Fatalf("rotate b: %v %v", o, err)
 	}
-	n, err := st.Sweep(now.Add(3*time.Hour + time.Second))
+	n, err := st.sweep(now.Add(3*time.Hour + time.Second))
 	if err != nil || n != 2 {
 		t.Fatalf("swept %d, %v; want 2 (a and c)", n, err)
 	}
 	for id, want := range map[string]bool{"a": false, "b": true, "c": false} {
-		if _, ok, _ := st.Get(ctx, id); ok != want {
+		if _, ok, _ := getSession(ctx, st, id); ok != want {
 			t.Errorf("%s present = %v, want %v", id, ok, want)
 		}
 	}
@@ -165,13 +165,13 @@ func TestStoreMemorySweep(t *testing.T) {
 	// Create sweeps by itself once a minute has passed since the last sweep.
 	later := now.Add(2 * time.Minute)
 	_ = m.Create(ctx, &Session{ID: "newer", Created: later, Expires: later.Add(time.Hour)})
-	if _, ok, _ := m.Get(ctx, "old"); ok {
+	if _, ok, _ := getSession(ctx, m, "old"); ok {
 		t.Fatal("expired session kept")
 	}
-	if _, ok, _ := m.Get(ctx, "new"); !ok {
+	if _, ok, _ := getSession(ctx, m, "new"); !ok {
 		t.Fatal("live session swept")
 	}
-	if n := m.Sweep(now.Add(2 * time.Hour)); n != 2 {
+	if n := m.sweep(now.Add(2 * time.Hour)); n != 2 {
 		t.Fatalf("swept %d, want 2", n)
 	}
 }
@@ -190,7 +190,7 @@ func TestStoreBoltCorruptRecord(t *testing.T) {
 	if _, o, err := st.Rotate(ctx, RotateRequest{ID: "bad", Now: time.Now()}); err != nil || o != Unknown {
 		t.Fatalf("corrupt record: %v, %v", o, err)
 	}
-	if _, ok, err := st.Get(ctx, "bad"); ok || err != nil {
+	if _, ok, err := getSession(ctx, st, "bad"); ok || err != nil {
 		t.Fatalf("Get of a corrupt record: ok %v, err %v", ok, err)
 	}
 	if err := st.Revoke(ctx, "bad"); err != nil {

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func storeMakers() []storeMaker {
 		}},
 		{"redis", func(t testing.TB) Store {
 			srv := startTestRedis(t)
-			s, err := OpenRedisStore(context.Background(), srv.URL(), fmt.Sprintf("test%d:", time.Now().UnixNano()))
+			s, err := OpenRedisStore(context.Background(), srv.URL(), fmt.Sprintf("test%d:", time.Now().UnixNano()), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 	}
 	get := func(t *testing.T, id string) Session {
 		t.Helper()
-		s, ok, err := st.Get(ctx, id)
+		s, ok, err := getSession(ctx, st, id)
 		if err != nil || !ok {
 			t.Fatalf("Get(%s) = ok %v, err %v", id, ok, err)
 		}
@@ -137,7 +137,7 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 		if got, _ := json.Marshal(g.Claims); string(got) != `{"n":7,"role":"admin"}` {
 			t.Fatalf("claims = %s", got)
 		}
-		if _, ok, err := st.Get(ctx, "no-such-session"); ok || err != nil {
+		if _, ok, err := getSession(ctx, st, "no-such-session"); ok || err != nil {
 			t.Fatalf("Get(unknown) = ok %v, err %v", ok, err)
 		}
 	})
@@ -263,7 +263,7 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 		if err := st.Revoke(ctx, "no-such-session"); err != nil {
 			t.Fatalf("revoking an unknown session: %v", err)
 		}
-		if _, ok, _ := st.Get(ctx, "no-such-session"); ok {
+		if _, ok, _ := getSession(ctx, st, "no-such-session"); ok {
 			t.Fatal("revoking an unknown session created it")
 		}
 	})

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"crypto"
@@ -48,10 +48,10 @@ func TestSignKeyTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Algorithm() != alg {
-				t.Fatalf("Algorithm() = %s", s.Algorithm())
+			if s.method.Alg() != alg {
+				t.Fatalf("Algorithm() = %s", s.method.Alg())
 			}
-			if s.KID() == "" {
+			if s.kid == "" {
 				t.Fatal("no default kid")
 			}
 			if !s.Public().(equaler).Equal(priv.Public()) {
@@ -66,8 +66,8 @@ func TestSignKeyTypes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("verify with the public key: %v", err)
 			}
-			if parsed.Header["kid"] != s.KID() {
-				t.Fatalf("kid header %v, want %s", parsed.Header["kid"], s.KID())
+			if parsed.Header["kid"] != s.kid {
+				t.Fatalf("kid header %v, want %s", parsed.Header["kid"], s.kid)
 			}
 
 			set, err := s.JWKS()
@@ -82,7 +82,7 @@ func TestSignKeyTypes(t *testing.T) {
 			if err != nil || len(jwks) != 1 {
 				t.Fatalf("JWKS parse: %d keys, %v", len(jwks), err)
 			}
-			if got := jwks[0].Marshal(); got.KID != s.KID() || string(got.ALG) != alg || got.USE != jwkset.UseSig {
+			if got := jwks[0].Marshal(); got.KID != s.kid || string(got.ALG) != alg || got.USE != jwkset.UseSig {
 				t.Fatalf("JWK kid/alg/use = %s/%s/%s", got.KID, got.ALG, got.USE)
 			}
 			if !jwks[0].Key().(equaler).Equal(priv.Public()) {
@@ -110,8 +110,8 @@ func TestSignHMAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Algorithm() != "HS256" || s.KID() != "" || s.Public() != nil {
-		t.Fatalf("HMAC signer: %s %q %v", s.Algorithm(), s.KID(), s.Public())
+	if s.method.Alg() != "HS256" || s.kid != "" || s.Public() != nil {
+		t.Fatalf("HMAC signer: %s %q %v", s.method.Alg(), s.kid, s.Public())
 	}
 	if _, err := s.JWKS(); err == nil {
 		t.Fatal("HMAC signer published a JWKS")
@@ -129,7 +129,7 @@ func TestSignHMAC(t *testing.T) {
 func TestSignExplicitKIDAndRefusals(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s, err := NewKeySigner(k, "key-2026")
-	if err != nil || s.KID() != "key-2026" {
+	if err != nil || s.kid != "key-2026" {
 		t.Fatalf("explicit kid: %v %v", s, err)
 	}
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"bytes"
@@ -237,8 +237,9 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 	return out, o, nil
 }
 
-// Get implements Store.
-func (b *BoltStore) Get(_ context.Context, id string) (Session, bool, error) {
+// get returns a stored session as it is, revoked or expired ones included;
+// ok is false when there is none. Only tests read a session back.
+func (b *BoltStore) get(_ context.Context, id string) (Session, bool, error) {
 	db, err := b.db()
 	if err != nil {
 		return Session{}, false, storeUnavailable("get", err)
@@ -294,9 +295,9 @@ func (b *BoltStore) Revoke(_ context.Context, id string) error {
 	}))
 }
 
-// Sweep deletes sessions that expired before now and returns how many. The
-// store runs it by itself every 10 minutes; it is exported for tests.
-func (b *BoltStore) Sweep(now time.Time) (int, error) {
+// sweep deletes sessions that expired before now and returns how many. The
+// store runs it by itself every 10 minutes.
+func (b *BoltStore) sweep(now time.Time) (int, error) {
 	db, err := b.db()
 	if err != nil {
 		return 0, storeUnavailable("sweep", err)

@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 func redisTestSession(t *testing.T, prefix string) (*testRedisServer, *Refresher, Tokens) {
 	t.Helper()
 	srv := startTestRedis(t)
-	st, err := OpenRedisStore(context.Background(), srv.URL(), prefix)
+	st, err := OpenRedisStore(context.Background(), srv.URL(), prefix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestStoreRedisOutage(t *testing.T) {
 func TestStoreRedisLayout(t *testing.T) {
 	ctx := context.Background()
 	srv := startTestRedis(t)
-	st, err := OpenRedisStore(ctx, srv.URL(), "")
+	st, err := OpenRedisStore(ctx, srv.URL(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestStoreRedisURLs(t *testing.T) {
 		srv.URL() + "/3",
 		"redis://localhost:" + port + "?dial_timeout=2s&read_timeout=500ms",
 	} {
-		st, err := OpenRedisStore(ctx, u, "")
+		st, err := OpenRedisStore(ctx, u, "", nil)
 		if err != nil {
 			t.Errorf("%s: %v", u, err)
 			continue
@@ -176,7 +176,7 @@ func TestStoreRedisURLs(t *testing.T) {
 	// Bad URLs are configuration errors, not outages, and never echo the
 	// password.
 	for _, u := range []string{"http://h:1", "redis://h:1/notanumber", "redis://h:1?bogus=1", "redis://u:s3cret@h:1/%zz", "redis://s:1?master_name=m&replica_only=true"} {
-		_, err := OpenRedisStore(ctx, u, "")
+		_, err := OpenRedisStore(ctx, u, "", nil)
 		if err == nil || errors.Is(err, ErrStoreUnavailable) {
 			t.Errorf("%s: %v, want a configuration error", u, err)
 		}
@@ -187,7 +187,7 @@ func TestStoreRedisURLs(t *testing.T) {
 
 	// Nothing listening: an outage, reported fast.
 	began := time.Now()
-	_, err := OpenRedisStore(ctx, "redis://127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)), "")
+	_, err := OpenRedisStore(ctx, "redis://127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)), "", nil)
 	if !errors.Is(err, ErrStoreUnavailable) || time.Since(began) > 3*time.Second {
 		t.Fatalf("unreachable Redis: %v after %v", err, time.Since(began))
 	}

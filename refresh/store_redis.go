@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.uber.org/zap"
 )
 
 // Timeouts the Redis store uses unless the URL sets its own
@@ -108,8 +109,13 @@ type RedisStore struct {
 //	redis://node1:6379?addr=node2:6379[&addr=…]  Cluster: extra addr seeds select it
 //
 // opts are go-redis's (dial_timeout, read_timeout, max_retries, …). prefix
-// starts every key; "" means DefaultRedisPrefix ("session_gate:").
-func OpenRedisStore(ctx context.Context, rawURL, prefix string) (*RedisStore, error) {
+// starts every key; "" means DefaultRedisPrefix ("session_gate:"). go-redis's
+// own messages (reconnects, pool trouble) go to logger, when it is not nil,
+// instead of plain lines on stderr.
+func OpenRedisStore(ctx context.Context, rawURL, prefix string, logger *zap.Logger) (*RedisStore, error) {
+	if logger != nil {
+		redis.SetLogger(redisLogger{logger.Named("redis")})
+	}
 	client, opTimeout, err := newRedisClient(rawURL)
 	if err != nil {
 		return nil, err
@@ -314,8 +320,9 @@ func parseRedisRotate(id string, res []any) (Outcome, Session, error) {
 	return Outcome(n), s, err
 }
 
-// Get implements Store.
-func (r *RedisStore) Get(ctx context.Context, id string) (Session, bool, error) {
+// get returns a stored session as it is, revoked or expired ones included;
+// ok is false when there is none. Only tests read a session back.
+func (r *RedisStore) get(ctx context.Context, id string) (Session, bool, error) {
 	if r.closed.Load() {
 		return Session{}, false, storeUnavailable("get", errStoreClosed)
 	}
@@ -408,3 +415,11 @@ func redisBool(b bool) string {
 }
 
 var _ Store = (*RedisStore)(nil)
+
+// redisLogger hands go-redis's messages to zap. go-redis has one logger per
+// process, so the last store opened names it.
+type redisLogger struct{ l *zap.Logger }
+
+func (z redisLogger) Printf(_ context.Context, format string, v ...any) {
+	z.l.Warn(fmt.Sprintf(format, v...))
+}

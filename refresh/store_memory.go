@@ -1,4 +1,4 @@
-package session
+package refresh
 
 import (
 	"context"
@@ -65,8 +65,9 @@ func (m *MemoryStore) Rotate(_ context.Context, r RotateRequest) (Session, Outco
 	return s, o, nil
 }
 
-// Get implements Store.
-func (m *MemoryStore) Get(_ context.Context, id string) (Session, bool, error) {
+// get returns a stored session as it is, revoked or expired ones included;
+// ok is false when there is none. Only tests read a session back.
+func (m *MemoryStore) get(_ context.Context, id string) (Session, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -92,10 +93,9 @@ func (m *MemoryStore) Revoke(_ context.Context, id string) error {
 	return nil
 }
 
-// Sweep drops sessions that expired before now and returns how many. Create
-// calls it about once a minute; it is exported for tests and callers with a
-// clock of their own.
-func (m *MemoryStore) Sweep(now time.Time) int {
+// sweep drops sessions that expired before now and returns how many. Create
+// calls it about once a minute.
+func (m *MemoryStore) sweep(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.sweepLocked(now)

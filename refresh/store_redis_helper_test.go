@@ -1,4 +1,4 @@
-package session
+package refresh
 
 // The Redis tests' throw-away redis-server lives in internal/redistest, so
 // that the root package's tests (two Caddy instances on one Redis) use the

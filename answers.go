@@ -1,0 +1,139 @@
+package sessiongate
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/session-gate/session_gate/interstitial"
+	"github.com/session-gate/session_gate/session"
+)
+
+// Every answer the gate writes itself, so that the headers each kind of
+// answer must carry (docs/behaviour.md) are set in one place.
+
+// Precomputed JSON bodies.
+var (
+	bodyTryRefresh   = []byte(`{"message":"try refresh token"}`)
+	bodyUnauthorised = []byte(`{"message":"unauthorised"}`)
+	bodyOK           = []byte(`{"status":"OK"}`)
+	bodyStoreDown    = []byte(`{"message":"session store unavailable"}`)
+)
+
+// writeJSON writes a JSON answer that no cache may keep.
+func writeJSON(w http.ResponseWriter, status int, body []byte) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := w.Write(body)
+	return err
+}
+
+// writeStatusJSON answers with a status and its text as the message, e.g.
+// 405 {"message":"method not allowed"}.
+func writeStatusJSON(w http.ResponseWriter, status int) error {
+	return writeJSON(w, status, []byte(`{"message":"`+strings.ToLower(http.StatusText(status))+`"}`))
+}
+
+// refuse answers a request the endpoint rules turned away (405 or 403).
+func refuse(w http.ResponseWriter, status int) error {
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	return writeStatusJSON(w, status)
+}
+
+// writeStoreDown answers when the session store cannot be asked: the session
+// may well be fine, so nothing is cleared.
+func writeStoreDown(w http.ResponseWriter) error {
+	return writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
+}
+
+// writeSeeOther sends a browser on to location with a GET.
+func writeSeeOther(w http.ResponseWriter, location string) error {
+	h := w.Header()
+	h.Set("Location", location)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+// writeUnauthorized answers an API call whose session is not usable.
+func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error {
+	setUnauthorizedHeaders(w.Header(), reason)
+	return writeJSON(w, http.StatusUnauthorized, body)
+}
+
+func setUnauthorizedHeaders(h http.Header, reason string) {
+	h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(reason)+`"`)
+	h.Set("Cache-Control", "no-store")
+}
+
+// quoteSafe keeps an error_description inside its quoted-string.
+func quoteSafe(s string) string {
+	if strings.ContainsAny(s, "\"\\\r\n") {
+		return strings.Map(func(r rune) rune {
+			if r == '"' || r == '\\' || r == '\r' || r == '\n' {
+				return '\''
+			}
+			return r
+		}, s)
+	}
+	return s
+}
+
+// redirectToLogin sends a navigation without a usable session to login_url,
+// carrying where it was going.
+func (g *Gate) redirectToLogin(w http.ResponseWriter, r *http.Request) error {
+	status := http.StatusFound
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		status = http.StatusSeeOther // the login page is fetched with GET, whatever the original method
+	}
+	h := w.Header()
+	h.Set("Location", g.loginTarget(SafeReturnPath(originalRequestURI(r))))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return nil
+}
+
+// loginTarget is login_url with the return path in its query.
+func (g *Gate) loginTarget(returnPath string) string {
+	return g.loginPrefix + url.QueryEscape(returnPath)
+}
+
+// serveInterstitial answers an expired navigation with the refresh page; a
+// form POST's fields go into the page so it can re-submit them.
+func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res session.Result) error {
+	returnPath := SafeReturnPath(originalRequestURI(r))
+	data := interstitial.Data{
+		RefreshPath: g.RefreshPath,
+		LoginURL:    g.loginTarget(returnPath),
+		ReturnPath:  returnPath,
+		ReturnParam: g.ReturnParam,
+		Method:      r.Method,
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		fields, replayable := interstitial.CaptureForm(r, maxReplayBody)
+		data.FormFields = fields
+		data.FormDropped = !replayable
+	}
+	setUnauthorizedHeaders(w.Header(), res.Reason)
+	return g.page.Serve(w, data, acceptsGzip(r))
+}
+
+// acceptsGzip reports whether the client takes a gzip body (every browser
+// does): the interstitial then goes out pre-compressed, at less than half
+// its size.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				q := strings.ReplaceAll(params, " ", "")
+				return !strings.HasPrefix(q, "q=0") || strings.HasPrefix(q, "q=0.") && strings.Trim(q[4:], "0") != ""
+			}
+		}
+	}
+	return false
+}

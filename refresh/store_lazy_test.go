@@ -1,0 +1,95 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestLazyStoreOpensOnFirstUseAndRetries(t *testing.T) {
+	ctx := context.Background()
+	opens := 0
+	fail := true
+	l := NewLazyStore(func() (Store, error) {
+		opens++
+		if fail {
+			return nil, errors.New("file is locked")
+		}
+		return NewMemoryStore(), nil
+	})
+	if opens != 0 {
+		t.Fatal("opened before first use")
+	}
+	if err := l.Revoke(ctx, "x"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("a store that cannot open: %v, want ErrStoreUnavailable", err)
+	}
+	// Right after a failure the error is returned without another attempt.
+	if _, _, err := getSession(ctx, l, "x"); !errors.Is(err, ErrStoreUnavailable) || opens != 1 {
+		t.Fatalf("second call: %v after %d opens, want the remembered failure", err, opens)
+	}
+	fail = false
+	l.mu.Lock()
+	l.lastFailed = time.Now().Add(-retryOpenAfter)
+	l.mu.Unlock()
+	s := &Session{ID: "abc", Subject: "alice", Expires: time.Now().Add(time.Hour)}
+	if err := l.Create(ctx, s); err != nil {
+		t.Fatalf("after the pause the store opens: %v", err)
+	}
+	if got, ok, err := getSession(ctx, l, "abc"); err != nil || !ok || got.Subject != "alice" {
+		t.Fatalf("Get after open: %+v %v %v", got, ok, err)
+	}
+	if opens != 2 {
+		t.Errorf("%d opens, want 2", opens)
+	}
+	if err := l.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := NewLazyStore(nil).Close(); err != nil {
+		t.Errorf("closing a never-opened store: %v", err)
+	}
+}
+
+// TestLazyStoreNeverOpensAfterClose: Close on a store that was never opened
+// keeps it closed; a later call fails instead of opening (and locking) the
+// file behind a configuration that is gone.
+func TestLazyStoreNeverOpensAfterClose(t *testing.T) {
+	opens := 0
+	l := NewLazyStore(func() (Store, error) {
+		opens++
+		return NewMemoryStore(), nil
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Create(context.Background(), &Session{ID: "a", Subject: "x", Expires: time.Now().Add(time.Hour)})
+	if !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Create after Close: %v, want ErrStoreUnavailable", err)
+	}
+	if opens != 0 {
+		t.Fatalf("the store was opened %d times after Close", opens)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestLazyStoreCloseClosesTheOpenedStore: after use, Close reaches the real
+// store, and the lazy store stays closed.
+func TestLazyStoreCloseClosesTheOpenedStore(t *testing.T) {
+	inner := NewMemoryStore()
+	l := NewLazyStore(func() (Store, error) { return inner, nil })
+	ctx := context.Background()
+	if err := l.Create(ctx, &Session{ID: "a", Subject: "x", Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Revoke(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("inner store still open after Close: %v", err)
+	}
+	if err := l.Revoke(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Revoke after Close: %v", err)
+	}
+}
