@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -102,6 +103,10 @@ func New(path string) (*Page, error) {
 	} else {
 		var src []byte
 		src, err = os.ReadFile(path)
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err // the path is named once, below
+		}
 		if err == nil {
 			t, err = template.New(filepath.Base(path)).Parse(string(src))
 		}

@@ -584,3 +584,15 @@ func TestCustomTemplateAccepts(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingTemplateNamesItsPathOnce: the error says which file, once.
+func TestMissingTemplateNamesItsPathOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-page.html")
+	_, err := New(path)
+	if err == nil {
+		t.Fatal("a missing template was accepted")
+	}
+	if n := strings.Count(err.Error(), path); n != 1 {
+		t.Fatalf("error names the path %d times: %v", n, err)
+	}
+}
