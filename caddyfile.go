@@ -52,6 +52,8 @@ func init() {
 //			store          memory | bolt [<file>] | redis <url> [<key-prefix>]
 //			issue_header   <name>
 //			jwks_path      <path>
+//			secure_cookies on|off|auto
+//			cookie_domain  <domain>
 //		}
 //	}
 //
@@ -227,6 +229,20 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "store":
 			if err := rc.Store.unmarshalCaddyfile(d); err != nil {
 				return err
+			}
+		case "secure_cookies":
+			if err := oneArg(d, &rc.SecureCookies); err != nil {
+				return err
+			}
+			if _, err := parseSecureCookies(rc.SecureCookies); err != nil {
+				return d.Errf("session_gate: refresher: %v", err)
+			}
+		case "cookie_domain":
+			if err := oneArg(d, &rc.CookieDomain); err != nil {
+				return err
+			}
+			if _, err := checkCookieDomain(rc.CookieDomain); err != nil {
+				return d.Errf("session_gate: refresher: %v", err)
 			}
 		default:
 			return d.Errf("session_gate: refresher: unrecognized subdirective %q", d.Val())

@@ -60,6 +60,12 @@ var caddyStorage = sync.OnceValue(func() string {
 // new config into it.
 func site(t *testing.T, body string) string {
 	t.Helper()
+	return siteWithGlobal(t, "", body)
+}
+
+// siteWithGlobal is site with more global options (servers { … }, say).
+func siteWithGlobal(t *testing.T, global, body string) string {
+	t.Helper()
 	if err := os.MkdirAll(caddy.AppDataDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +79,12 @@ func site(t *testing.T, body string) string {
 	auto_https off
 	persist_config off
 	storage file_system %s
+%s
 }
 http://localhost:%d {
 %s
 }
-`, adminPort(), port, caddyStorage(), port, body)
+`, adminPort(), port, caddyStorage(), global, port, body)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {

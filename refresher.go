@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -55,6 +55,17 @@ type RefresherConfig struct {
 	// When set (and a private key signs), the public key is served as a JWK
 	// Set at this path so other services can verify the same tokens.
 	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// Whether the cookies the refresher sets carry Secure: "on", "off", or
+	// "auto", which sets it when the browser reached the site over https,
+	// directly on TLS or through a proxy in the server's trusted_proxies
+	// that sends "X-Forwarded-Proto: https". Default: auto
+	SecureCookies string `json:"secure_cookies,omitempty"`
+
+	// Domain= of every cookie the refresher sets or clears, so that sibling
+	// sites (app.example.com, docs.example.com) share a session.
+	// Default: none (host-only cookies)
+	CookieDomain string `json:"cookie_domain,omitempty"`
 }
 
 // StoreConfig chooses the session store.
@@ -100,6 +111,7 @@ type refresherSettings struct {
 
 // provision opens (lazily) the store and builds the refresher around signer.
 func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettings, logger *zap.Logger) (*refresher, error) {
+	var err error
 	cookies := set.cookies
 	cookies.refresh = rc.RefreshCookie
 	if cookies.refresh == "" {
@@ -107,6 +119,12 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	}
 	if !validCookieName(cookies.refresh) {
 		return nil, fmt.Errorf("refresh_cookie %q is not a valid cookie name", cookies.refresh)
+	}
+	if cookies.secure, err = parseSecureCookies(rc.SecureCookies); err != nil {
+		return nil, err
+	}
+	if cookies.domain, err = checkCookieDomain(rc.CookieDomain); err != nil {
+		return nil, err
 	}
 	cookies.fallbackTTL = time.Duration(rc.RefreshTTL)
 	if cookies.fallbackTTL == 0 {
@@ -298,7 +316,74 @@ func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, header
 type cookieSettings struct {
 	access, refresh, hint string
 	refreshPath           string        // the refresh cookie's Path
+	domain                string        // Domain= of every cookie; "" for host-only
+	secure                secureMode    // when cookies carry Secure
 	fallbackTTL           time.Duration // cookie lifetime when a token carries none
+}
+
+// secureMode says when the refresher's cookies carry Secure.
+type secureMode uint8
+
+const (
+	secureAuto secureMode = iota // when the browser reached the site over https
+	secureOn
+	secureOff
+)
+
+// parseSecureCookies reads secure_cookies.
+func parseSecureCookies(v string) (secureMode, error) {
+	switch v {
+	case "", "auto":
+		return secureAuto, nil
+	case "on":
+		return secureOn, nil
+	case "off":
+		return secureOff, nil
+	}
+	return 0, fmt.Errorf("secure_cookies %q: want on, off or auto", v)
+}
+
+// checkCookieDomain accepts a host name (a leading dot is dropped, as
+// browsers do) and refuses what would make a broken Set-Cookie.
+func checkCookieDomain(d string) (string, error) {
+	d = strings.TrimPrefix(d, ".")
+	if d == "" {
+		return "", nil
+	}
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return "", fmt.Errorf("cookie_domain %q is not a host name", d)
+		}
+	}
+	return d, nil
+}
+
+// isSecure decides Secure for one request's cookies.
+func (cs cookieSettings) isSecure(r *http.Request) bool {
+	switch cs.secure {
+	case secureOn:
+		return true
+	case secureOff:
+		return false
+	}
+	return reachedOverHTTPS(r)
+}
+
+// reachedOverHTTPS reports whether the browser reached the site over https:
+// directly on TLS, or through a proxy that the server's trusted_proxies
+// trusts and that says "X-Forwarded-Proto: https". The header of an
+// untrusted client counts for nothing. Like reverse_proxy, the last
+// X-Forwarded-Proto line is the one a trusted proxy wrote.
+func reachedOverHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return false
+	}
+	protos := r.Header.Values("X-Forwarded-Proto")
+	return len(protos) > 0 && strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
 }
 
 // set sets the access cookie (kept as long as the refresh token, so an
@@ -309,27 +394,28 @@ func (cs cookieSettings) set(w http.ResponseWriter, r *http.Request, t refresh.T
 	if maxAge <= 0 {
 		maxAge = int(cs.fallbackTTL.Seconds())
 	}
-	secure := r.TLS != nil
-	http.SetCookie(w, sessionCookie(cs.access, t.Access, "/", maxAge, secure))
+	secure := cs.isSecure(r)
+	http.SetCookie(w, cs.cookie(cs.access, t.Access, "/", maxAge, secure))
 	if t.Refresh != "" {
-		http.SetCookie(w, sessionCookie(cs.refresh, t.Refresh, cs.refreshPath, maxAge, secure))
+		http.SetCookie(w, cs.cookie(cs.refresh, t.Refresh, cs.refreshPath, maxAge, secure))
 	}
-	http.SetCookie(w, sessionCookie(cs.hint, "1", "/", maxAge, secure))
+	http.SetCookie(w, cs.cookie(cs.hint, "1", "/", maxAge, secure))
 }
 
 // clear expires all three cookies.
 func (cs cookieSettings) clear(w http.ResponseWriter, r *http.Request) {
-	secure := r.TLS != nil
-	http.SetCookie(w, sessionCookie(cs.access, "", "/", -1, secure))
-	http.SetCookie(w, sessionCookie(cs.refresh, "", cs.refreshPath, -1, secure))
-	http.SetCookie(w, sessionCookie(cs.hint, "", "/", -1, secure))
+	secure := cs.isSecure(r)
+	http.SetCookie(w, cs.cookie(cs.access, "", "/", -1, secure))
+	http.SetCookie(w, cs.cookie(cs.refresh, "", cs.refreshPath, -1, secure))
+	http.SetCookie(w, cs.cookie(cs.hint, "", "/", -1, secure))
 }
 
-func sessionCookie(name, value, path string, maxAge int, secure bool) *http.Cookie {
+func (cs cookieSettings) cookie(name, value, path string, maxAge int, secure bool) *http.Cookie {
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     path,
+		Domain:   cs.domain,
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   secure,
