@@ -62,11 +62,15 @@ func init() {
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(Gate)
 	d := h.Dispenser
+	seen := map[string]bool{}
 	for d.Next() {
 		if d.NextArg() {
 			return nil, d.Errf("session_gate: unexpected argument %q (settings go in a block)", d.Val())
 		}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := onlyOnce(d, "session_gate: ", repeatable, seen); err != nil {
+				return nil, err
+			}
 			var err error
 			if d.Val() == "refresh_upstream" {
 				err = g.parseRefreshUpstream(h, d)
@@ -78,7 +82,28 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 			}
 		}
 	}
+	if err := g.checkRefreshSource(); err != nil {
+		return nil, d.Err(err.Error())
+	}
 	return g, nil
+}
+
+// repeatable are the gate's settings that may be given more than once; any
+// other one given twice is a mistake, not "the last one wins".
+var repeatable = map[string]bool{"secret": true, "public_key": true, "jwks": true, "algorithms": true, "audience": true, "public": true}
+
+// onlyOnce fails on the second occurrence of a setting that is not
+// repeatable. prefix names the block ("session_gate: refresher: ").
+func onlyOnce(d *caddyfile.Dispenser, prefix string, repeatable, seen map[string]bool) error {
+	name := d.Val()
+	if repeatable[name] {
+		return nil
+	}
+	if seen[name] {
+		return d.Errf("%s%s already specified (it takes one value; remove one of them)", prefix, name)
+	}
+	seen[name] = true
+	return nil
 }
 
 func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
@@ -190,7 +215,11 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("session_gate: refresher takes no arguments, only a block")
 	}
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := onlyOnce(d, "session_gate: refresher: ", nil, seen); err != nil {
+			return err
+		}
 		switch d.Val() {
 		case "secret":
 			if err := oneArg(d, &rc.Secret); err != nil {
@@ -323,8 +352,11 @@ func durationArg(d *caddyfile.Dispenser, target *caddy.Duration) error {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur < 0 {
+	if err != nil {
 		return d.Errf("session_gate: %s %q is not a duration (like 30s or 15m)", name, s)
+	}
+	if dur < 0 {
+		return d.Errf("session_gate: %s %s must not be negative", name, s)
 	}
 	*target = caddy.Duration(dur)
 	return nil

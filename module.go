@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -111,7 +112,8 @@ type Gate struct {
 	Interstitial string `json:"interstitial,omitempty"`
 
 	// Path patterns (as in Caddy's path matcher) that pass without a
-	// session. Their responses are still watched for issue_header.
+	// session; each starts with "/" (or "*" for a suffix match). Their
+	// responses are still watched for issue_header.
 	Public []string `json:"public,omitempty"`
 
 	// A handler, normally reverse_proxy, that answers refresh_path (and
@@ -124,8 +126,9 @@ type Gate struct {
 	Refresher *RefresherConfig `json:"refresher,omitempty"`
 
 	// How many verified tokens to remember, so that a token seen before costs
-	// a map lookup instead of a signature check; -1 turns the cache off.
-	// Default: 10000
+	// a map lookup instead of a signature check. -1 turns the cache off (the
+	// Caddyfile's "token_cache off" is "token_cache": -1 in JSON); 0 means
+	// the default. Default: 10000
 	TokenCache int `json:"token_cache,omitempty"`
 
 	source      session.Source
@@ -165,6 +168,11 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 // takes what it needs as arguments: the refresher's signing key is verified
 // by the gate, so the signer is made before the verifier.
 func (g *Gate) Provision(ctx caddy.Context) error {
+	// Before anything is loaded: ctx.LoadModule clears RefreshUpstreamRaw,
+	// so Validate could no longer see it.
+	if err := g.checkRefreshSource(); err != nil {
+		return err
+	}
 	g.logger = ctx.Logger()
 	g.setDefaults()
 	if err := registerMetrics(ctx); err != nil {
@@ -335,6 +343,9 @@ func (g *Gate) provisionPaths(ctx caddy.Context) error {
 	}
 	g.loginPrefix = g.LoginURL + sep + url.QueryEscape(g.ReturnParam) + "="
 
+	if err := checkPublicPatterns(g.Public); err != nil {
+		return err
+	}
 	g.public = caddyhttp.MatchPath(append([]string(nil), g.Public...))
 	if len(g.public) > 0 {
 		if err := g.public.Provision(ctx); err != nil {
@@ -350,8 +361,8 @@ func (g *Gate) Validate() error {
 		(g.Refresher == nil || !g.Refresher.hasKey()) {
 		return fmt.Errorf("session_gate: no key to verify tokens: set secret, public_key or jwks")
 	}
-	if g.RefreshUpstreamRaw != nil && g.Refresher != nil {
-		return fmt.Errorf("session_gate: refresh_upstream and refresher cannot both be set")
+	if err := g.checkRefreshSource(); err != nil {
+		return err
 	}
 	for name, p := range map[string]string{"refresh_path": g.RefreshPath, "signout_path": g.SignoutPath} {
 		if !strings.HasPrefix(p, "/") {
@@ -370,6 +381,27 @@ func (g *Gate) Validate() error {
 	for _, c := range []string{g.Cookie, g.RefreshHintCookie} {
 		if !validCookieName(c) {
 			return fmt.Errorf("session_gate: %q is not a valid cookie name", c)
+		}
+	}
+	return nil
+}
+
+// checkRefreshSource refuses two answerers for refresh_path. It looks at the
+// loaded upstream too, since Caddy clears RefreshUpstreamRaw when it loads it.
+func (g *Gate) checkRefreshSource() error {
+	if (g.RefreshUpstreamRaw != nil || g.upstream != nil) && g.Refresher != nil {
+		return errors.New("session_gate: refresh_upstream and refresher cannot both be set")
+	}
+	return nil
+}
+
+// checkPublicPatterns refuses a public pattern that can never match: Caddy's
+// path matcher compares against a path, which always starts with "/", so a
+// pattern must start with "/" or with "*" (a suffix or substring match).
+func checkPublicPatterns(patterns []string) error {
+	for _, p := range patterns {
+		if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*") {
+			return fmt.Errorf("session_gate: public %q never matches: a path pattern starts with / (or * for a suffix match), as in /%s", p, p)
 		}
 	}
 	return nil

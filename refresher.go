@@ -44,7 +44,11 @@ type RefresherConfig struct {
 	// not mistaken for token theft. Default: 30s
 	ReuseGrace caddy.Duration `json:"reuse_grace,omitempty"`
 
-	// Where sessions are kept. Default: bolt, in Caddy's data directory.
+	// Where sessions are kept: an object, the JSON form of the Caddyfile's
+	// store line, e.g. {"type": "memory"}, {"type": "bolt", "path":
+	// "/var/lib/caddy/sessions.db"} or {"type": "redis", "url":
+	// "redis://127.0.0.1:6379/0", "prefix": "app1:"}.
+	// Default: bolt, in Caddy's data directory.
 	Store StoreConfig `json:"store,omitempty"`
 
 	// Response header with which the site starts a session: a JSON object
@@ -68,7 +72,9 @@ type RefresherConfig struct {
 	CookieDomain string `json:"cookie_domain,omitempty"`
 }
 
-// StoreConfig chooses the session store.
+// StoreConfig chooses the session store. In JSON:
+//
+//	"store": {"type": "redis", "url": "redis://127.0.0.1:6379/0", "prefix": "app1:"}
 type StoreConfig struct {
 	// memory, bolt or redis. Default: bolt
 	Type string `json:"type,omitempty"`
