@@ -308,12 +308,16 @@ func TestRefresherRotationGraceAndTheft(t *testing.T) {
 		t.Fatalf("the grace check came %v after the rotation, past reuse_grace: the machine is too slow for this test", time.Since(rotated))
 	}
 
-	// Past the grace the old token is theft: 401, cookies cleared, and the
-	// whole session revoked, so the newest token is refused too.
+	// Past the grace, r1 never having come back, r0 is a client whose reply
+	// was lost: it rotates again. r1 is dead now: whoever presents it is a
+	// thief, and the whole session is revoked, so the newest token is
+	// refused too.
 	time.Sleep(time.Until(rotated.Add(time.Second + 150*time.Millisecond)))
 	got, c = postRefresh(t, base, r0)
-	wantRefused(t, "old token past grace", got, c)
+	_, r1b := wantRotated(t, "old token past grace, its reply lost", got, c)
 	got, c = postRefresh(t, base, r1)
+	wantRefused(t, "the successor the re-rotation killed", got, c)
+	got, c = postRefresh(t, base, r1b)
 	wantRefused(t, "newest token after theft", got, c)
 
 	// No cookie, garbage, a well-formed token of another deployment.
@@ -786,12 +790,13 @@ func TestRedisTwoInstancesShareSessions(t *testing.T) {
 	// A reload hands the open Redis store to the new config.
 	a.reload(body, true)
 
-	// Past the grace, the token B rotated is stale on A: theft, and the
-	// session is revoked everywhere.
-	time.Sleep(time.Until(rotated.Add(time.Second + 150*time.Millisecond)))
-	got, c = postRefresh(t, a.base(), r0)
-	wantRefused(t, "B-rotated token reused on A past grace", got, c)
+	// Once its successor has been used on B, the token B rotated is stale
+	// on A: theft, and the session is revoked everywhere.
 	got, c = postRefresh(t, b.base(), r1)
+	_, r2 := wantRotated(t, "the successor, on B", got, c)
+	got, c = postRefresh(t, a.base(), r0)
+	wantRefused(t, "B-rotated token reused on A after its successor", got, c)
+	got, c = postRefresh(t, b.base(), r2)
 	wantRefused(t, "newest token on B after theft seen on A", got, c)
 	// The other session is untouched, and refreshes on A after its reload.
 	got, c = postRefresh(t, a.base(), s2)

@@ -204,10 +204,14 @@ func (r *Refresher) Start(ctx context.Context, subject string, claims map[string
 // Refresh presents a refresh token and returns new tokens:
 //   - rotated: Access and a new Refresh;
 //   - within the grace period of its rotation: Access only (Refresh "");
+//   - already rotated, past the grace, but its successor never presented
+//     (the reply that carried it was lost): rotated again, Access and a new
+//     Refresh, the unused successor dead;
 //   - malformed, forged (bad tag: no store call, nothing revoked), or its
 //     session unknown, expired or revoked: ErrUnknownSession;
-//   - genuine but already rotated, past the grace: the session is revoked,
-//     a warning is logged, ErrTokenReuse;
+//   - genuine but already rotated, past the grace, with its successor
+//     presented (or a successor killed by a re-rotation): the session is
+//     revoked, a warning is logged, ErrTokenReuse;
 //   - store failure: an error wrapping ErrStoreUnavailable.
 func (r *Refresher) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	sid, gen, presented, ok := r.parseRefresh(refreshToken)
@@ -230,13 +234,13 @@ func (r *Refresher) Refresh(ctx context.Context, refreshToken string) (Tokens, e
 		return Tokens{}, err
 	}
 	switch o {
-	case Rotated, Grace:
+	case Rotated, Grace, Rerotated:
 		access, accessExp, err := r.mintAccess(&s, now)
 		if err != nil {
 			return Tokens{}, err
 		}
 		t := Tokens{Access: access, AccessExpires: accessExp, RefreshExpires: s.Expires, SessionID: id}
-		if o == Rotated {
+		if o != Grace {
 			t.Refresh = next
 		}
 		if c := r.log.Check(zap.DebugLevel, "session refreshed"); c != nil {

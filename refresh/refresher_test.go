@@ -190,7 +190,11 @@ func TestRefreshReuseLogsWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, _ := r.Start(ctx, "alice", nil)
-	if _, err := r.Refresh(ctx, start.Refresh); err != nil {
+	next, err := r.Refresh(ctx, start.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Refresh(ctx, next.Refresh); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(DefaultReuseGrace + time.Second)
@@ -257,11 +261,83 @@ func TestRefreshConfig(t *testing.T) {
 	clock := newTestClock()
 	r, _ = NewRefresher(RefresherConfig{Store: NewMemoryStore(), Signer: sg, ReuseGrace: -1, Now: clock.Now})
 	start, _ := r.Start(context.Background(), "a", nil)
-	if _, err := r.Refresh(context.Background(), start.Refresh); err != nil {
+	next, err := r.Refresh(context.Background(), start.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Refresh(context.Background(), next.Refresh); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Refresh(context.Background(), start.Refresh); !errors.Is(err, ErrTokenReuse) {
 		t.Fatalf("no grace: %v", err)
+	}
+}
+
+// TestRefreshLostReply: a refresh whose reply never reached the client
+// leaves it holding the old token. Past the grace that token rotates again
+// (a new refresh token, not a sign-out); the successor the client never got
+// is dead, and whoever presents it later is taken for a thief.
+func TestRefreshLostReply(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	r := newTestRefresher(t, NewMemoryStore(), clock)
+	start, err := r.Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := r.Refresh(ctx, start.Refresh)
+	if err != nil || lost.Refresh == "" {
+		t.Fatalf("first refresh: %+v, %v", lost, err)
+	}
+	clock.Advance(DefaultReuseGrace + time.Second)
+	again, err := r.Refresh(ctx, start.Refresh)
+	if err != nil || again.Refresh == "" || again.Refresh == lost.Refresh || again.Refresh == start.Refresh {
+		t.Fatalf("the old token after a lost reply: %+v, %v; want a new refresh token", again, err)
+	}
+	if c := parseAccess(t, again.Access, clock); c["sub"] != "alice" || c["sid"] != start.SessionID {
+		t.Fatalf("access token after the re-rotation: %v", c)
+	}
+	// The new token works like any other.
+	third, err := r.Refresh(ctx, again.Refresh)
+	if err != nil || third.Refresh == "" {
+		t.Fatalf("the re-rotated token: %+v, %v", third, err)
+	}
+
+	// Theft: the lost successor turns up later (someone else had the reply).
+	start, _ = r.Start(ctx, "bob", nil)
+	lost, _ = r.Refresh(ctx, start.Refresh)
+	clock.Advance(DefaultReuseGrace)
+	again, _ = r.Refresh(ctx, start.Refresh)
+	if _, err := r.Refresh(ctx, lost.Refresh); !errors.Is(err, ErrTokenReuse) {
+		t.Fatalf("the dead successor: %v, want ErrTokenReuse", err)
+	}
+	if _, err := r.Refresh(ctx, again.Refresh); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("the live token after the theft: %v, want ErrUnknownSession", err)
+	}
+}
+
+// TestRefreshTheftAfterSuccessorUsed: an attacker replaying a token whose
+// successor the victim has used revokes the session; the victim's next
+// refresh is refused too.
+func TestRefreshTheftAfterSuccessorUsed(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	r := newTestRefresher(t, NewMemoryStore(), clock)
+	stolen, _ := r.Start(ctx, "alice", nil)
+	victim, err := r.Refresh(ctx, stolen.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultReuseGrace + time.Second)
+	if victim, err = r.Refresh(ctx, victim.Refresh); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := r.Refresh(ctx, stolen.Refresh); !errors.Is(err, ErrTokenReuse) {
+		t.Fatalf("attacker's replay: %v, want ErrTokenReuse", err)
+	}
+	if _, err := r.Refresh(ctx, victim.Refresh); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("victim after the theft: %v, want ErrUnknownSession", err)
 	}
 }
 

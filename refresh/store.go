@@ -69,10 +69,19 @@ const (
 	// RotatedAt+grace. Nothing changed: the grace runs from the rotation and
 	// does not slide, so a stolen token gets no more than that.
 	Grace
-	// Reused: a genuine token of this session that is neither current nor
-	// in its grace period. The store revoked the session in the same atomic
-	// step.
+	// Reused: a genuine token of this session that is neither current, nor
+	// the previous one in its grace period, nor the previous one whose
+	// successor was lost (see Rerotated): an older token, whose successor
+	// has been presented, or a successor that a re-rotation killed. The
+	// store revoked the session in the same atomic step.
 	Reused
+	// Rerotated: the presented token was the previous one, past its grace,
+	// and its successor (Current) has never been presented: the reply that
+	// carried the successor was lost. The session rotates again from the
+	// presented token: Current = next (the unused successor dies),
+	// RotatedAt = now, Expires = now+ttl; Previous and Generation stay, so
+	// the new token carries the generation of the one it replaces.
+	Rerotated
 )
 
 // String names the outcome for logs and metric labels.
@@ -84,6 +93,8 @@ func (o Outcome) String() string {
 		return "grace"
 	case Reused:
 		return "reused"
+	case Rerotated:
+		return "rerotated"
 	default:
 		return "unknown"
 	}
@@ -127,7 +138,16 @@ type Store interface {
 
 // decideRotation is the decision every store makes, applied to a copy it has read
 // inside its own atomic step: it returns the new state and the outcome.
-// write tells whether s changed and must be saved.
+// write tells whether s changed and must be saved. The rules are those of
+// docs/behaviour.md, "Rotation".
+//
+// Whether a rotated token's successor has been presented needs no flag of
+// its own: presenting Current always rotates it into Previous. So the
+// previous token's successor (Current) has never been presented — its reply
+// was lost — while every older genuine token's successor has been, and a
+// genuine token of the current generation that is not Current is a
+// successor that a re-rotation killed. The hashes and the generation tell
+// all three cases apart.
 func decideRotation(s Session, r RotateRequest) (out Session, o Outcome, write bool) {
 	if s.Revoked || !r.Now.Before(s.Expires) {
 		return s, Unknown, false
@@ -146,6 +166,13 @@ func decideRotation(s Session, r RotateRequest) (out Session, o Outcome, write b
 		if r.Now.Before(s.RotatedAt.Add(r.Grace)) {
 			return s, Grace, false
 		}
+		// The successor never came back: its reply was lost. Rotating
+		// again restarts the grace, so tabs that race with this one are
+		// answered Grace, not rotated once each.
+		s.Current = r.Next
+		s.RotatedAt = r.Now
+		s.Expires = r.Now.Add(r.TTL)
+		return s, Rerotated, true
 	}
 	if r.Generation > s.Generation {
 		return s, Unknown, false

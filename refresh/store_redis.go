@@ -65,6 +65,11 @@ elseif v[8] ~= '0' and ARGV[1] == v[5] and ARGV[2] == v[4] then
   outcome = 1
 elseif v[8] ~= '0' and ARGV[1] == v[5] and now < tonumber(v[8]) + tonumber(ARGV[4]) then
   outcome = 2
+elseif v[8] ~= '0' and ARGV[1] == v[5] then
+  redis.call('HSET', k, 'cur', ARGV[2], 'rot', ARGV[3], 'exp', ARGV[5])
+  redis.call('PEXPIRE', k, ARGV[6])
+  v[4], v[8], v[7] = ARGV[2], ARGV[3], ARGV[5]
+  outcome = 4
 elseif tonumber(ARGV[7]) > tonumber(v[3]) then
   outcome = 0
 else
@@ -301,7 +306,7 @@ func parseRedisRotate(id string, res []any) (Outcome, Session, error) {
 		return Unknown, Session{}, errors.New("empty script reply")
 	}
 	n, ok := res[0].(int64)
-	if !ok || n < 0 || n > int64(Reused) {
+	if !ok || n < 0 || n > int64(Rerotated) {
 		return Unknown, Session{}, fmt.Errorf("unexpected script outcome %v", res[0])
 	}
 	if len(res) == 1 {

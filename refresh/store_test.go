@@ -182,18 +182,111 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 		if _, o := rot(t, s.ID, 0, s.Current, h("other2")); o != Grace {
 			t.Fatalf("1ms before the grace ends: %v", o)
 		}
-		// Two grace answers did not move the end: RotatedAt+grace is past now.
+		// Two grace answers did not move the end: at RotatedAt+grace the
+		// grace is over, and since g1 never came back, its reply was lost.
 		clock.Advance(time.Millisecond)
-		g, o := rot(t, s.ID, 0, s.Current, h("other3"))
-		if o != Reused || !g.Revoked {
+		if g, o := rot(t, s.ID, 0, s.Current, h("other3")); o != Rerotated || g.Current != h("other3") {
 			t.Fatalf("at RotatedAt+grace: %v %+v", o, g)
+		}
+	})
+
+	t.Run("lost reply: the previous token rotates again after the grace", func(t *testing.T) {
+		s := newSession(t)
+		rot(t, s.ID, 0, s.Current, h("l1")) // its reply never arrives
+		clock.Advance(testGrace)
+		now := clock.Now()
+		got, o := rot(t, s.ID, 0, s.Current, h("l1b"))
+		if o != Rerotated {
+			t.Fatalf("previous token past the grace, successor never presented: %v, want rerotated", o)
+		}
+		for _, g := range []Session{got, get(t, s.ID)} {
+			if g.Current != h("l1b") || g.Previous != s.Current || g.Generation != 1 ||
+				!g.RotatedAt.Equal(now) || !g.Expires.Equal(now.Add(testTTL)) || g.Revoked {
+				t.Fatalf("after the re-rotation: %+v", g)
+			}
+		}
+		// The re-rotation restarts the grace: a racing tab is not rotated again.
+		clock.Advance(testGrace - time.Millisecond)
+		if g, o := rot(t, s.ID, 0, s.Current, h("l1c")); o != Grace || g.Current != h("l1b") {
+			t.Fatalf("within the grace of the re-rotation: %v %+v", o, g)
+		}
+		// The replacement works like any current token.
+		if g, o := rot(t, s.ID, 1, h("l1b"), h("l2")); o != Rotated || g.Generation != 2 || g.Previous != h("l1b") {
+			t.Fatalf("the re-rotated token: %v %+v", o, g)
+		}
+	})
+
+	t.Run("a dead successor presented later is reused", func(t *testing.T) {
+		s := newSession(t)
+		rot(t, s.ID, 0, s.Current, h("d1"))
+		clock.Advance(testGrace)
+		rot(t, s.ID, 0, s.Current, h("d1b"))
+		clock.Advance(time.Second)
+		if g, o := rot(t, s.ID, 1, h("d1"), h("d2")); o != Reused || !g.Revoked {
+			t.Fatalf("the successor a re-rotation killed: %v %+v", o, g)
+		}
+		if !get(t, s.ID).Revoked {
+			t.Fatal("reuse did not revoke the stored session")
+		}
+		if _, o := rot(t, s.ID, 1, h("d1b"), h("d3")); o != Unknown {
+			t.Fatalf("the live token after the theft: %v", o)
+		}
+	})
+
+	t.Run("an old token whose successor was presented is reused", func(t *testing.T) {
+		s := newSession(t)
+		rot(t, s.ID, 0, s.Current, h("u1"))
+		clock.Advance(testGrace)
+		rot(t, s.ID, 1, h("u1"), h("u2")) // the successor came back
+		clock.Advance(testGrace)
+		g, o := rot(t, s.ID, 0, s.Current, h("x"))
+		if o != Reused || !g.Revoked {
+			t.Fatalf("token whose successor was used: %v %+v", o, g)
 		}
 		if !get(t, s.ID).Revoked {
 			t.Fatal("reuse did not revoke the stored session")
 		}
 		// The newest token is refused too.
-		if _, o := rot(t, s.ID, 1, h("g1"), h("after")); o != Unknown {
+		if _, o := rot(t, s.ID, 2, h("u2"), h("after")); o != Unknown {
 			t.Fatalf("newest token after reuse: %v", o)
+		}
+	})
+
+	t.Run("concurrent presentations of one token rotate once", func(t *testing.T) {
+		for _, lost := range []bool{false, true} {
+			s := newSession(t)
+			gen, want := uint64(0), Rotated
+			if lost { // the same race, after a lost reply
+				rot(t, s.ID, 0, s.Current, h(s.ID+"lost"))
+				clock.Advance(testGrace)
+				want = Rerotated
+			}
+			const n = 20
+			outcomes := make(chan Outcome, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, o, err := st.Rotate(ctx, RotateRequest{
+						ID: s.ID, Generation: gen, Presented: s.Current, Next: h(fmt.Sprintf("%s/c%d", s.ID, i)),
+						Now: clock.Now(), Grace: testGrace, TTL: testTTL,
+					})
+					if err != nil {
+						t.Error(err)
+					}
+					outcomes <- o
+				}()
+			}
+			wg.Wait()
+			close(outcomes)
+			count := map[Outcome]int{}
+			for o := range outcomes {
+				count[o]++
+			}
+			if count[want] != 1 || count[Grace] != n-1 {
+				t.Fatalf("lost reply %v: outcomes %v, want one %v and %d grace", lost, count, want, n-1)
+			}
 		}
 	})
 
@@ -282,8 +375,9 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 
 // TestStoreRefreshConcurrent runs the whole refresher against every store:
 // 50 simultaneous refreshes with one token rotate once and are otherwise
-// answered within the grace (no false theft); after the grace, the old
-// token revokes the session and the newest one is refused as well.
+// answered within the grace (no false theft); once the rotated token has
+// been used, the old one revokes the session and the newest one is refused
+// as well.
 func TestStoreRefreshConcurrent(t *testing.T) {
 	for _, mk := range storeMakers() {
 		t.Run(mk.name, func(t *testing.T) {
@@ -329,11 +423,18 @@ func TestStoreRefreshConcurrent(t *testing.T) {
 				t.Fatalf("rotated %d, grace %d; want 1 and %d", rotated.Load(), graced.Load(), n-1)
 			}
 
+			// The rotated token comes back, so after the grace the old one
+			// is theft, not a lost reply.
+			clock.Advance(DefaultReuseGrace)
+			used, err := r.Refresh(ctx, newest.Load().(string))
+			if err != nil || used.Refresh == "" {
+				t.Fatalf("the rotated token: %+v, %v", used, err)
+			}
 			clock.Advance(DefaultReuseGrace)
 			if _, err := r.Refresh(ctx, start.Refresh); !errors.Is(err, ErrTokenReuse) {
-				t.Fatalf("old token after the grace: %v, want ErrTokenReuse", err)
+				t.Fatalf("old token after its successor was used: %v, want ErrTokenReuse", err)
 			}
-			if _, err := r.Refresh(ctx, newest.Load().(string)); !errors.Is(err, ErrUnknownSession) {
+			if _, err := r.Refresh(ctx, used.Refresh); !errors.Is(err, ErrUnknownSession) {
 				t.Fatalf("newest token after theft: %v, want ErrUnknownSession", err)
 			}
 		})
