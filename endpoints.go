@@ -1,7 +1,9 @@
 package sessiongate
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -154,7 +156,10 @@ func readReturnPath(r *http.Request, field string) string {
 
 // formNavWriter turns the refresh endpoint's answer into a 303 for a form
 // navigation: to the return path on success, to login otherwise. Set-Cookie
-// and other headers of the real answer are kept; its body is dropped.
+// and other headers of the real answer are kept; its body is dropped. Every
+// way a header can leave (WriteHeader, Write, ReadFrom, Flush/FlushError)
+// goes through WriteHeader; Hijack is refused, since a form navigation must
+// get its 303.
 type formNavWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	success, failure string
@@ -170,7 +175,7 @@ func newFormNavWriter(w http.ResponseWriter, success, failure string) *formNavWr
 }
 
 func (fw *formNavWriter) WriteHeader(status int) {
-	if fw.wroteHeader || status < 200 {
+	if fw.wroteHeader || !isFinalStatus(status) {
 		return // 1xx are informational; the final status decides
 	}
 	fw.wroteHeader = true
@@ -199,4 +204,21 @@ func (fw *formNavWriter) ReadFrom(r io.Reader) (int64, error) {
 		fw.WriteHeader(http.StatusOK)
 	}
 	return io.Copy(io.Discard, r)
+}
+
+func (fw *formNavWriter) Flush() {
+	_ = fw.FlushError()
+}
+
+func (fw *formNavWriter) FlushError() error {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(fw.ResponseWriterWrapper).Flush()
+}
+
+// Hijack is refused: a protocol switch (101 counts as a failure above) would
+// replace the 303 the form navigation needs with raw bytes.
+func (fw *formNavWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, http.ErrNotSupported
 }

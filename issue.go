@@ -1,7 +1,9 @@
 package sessiongate
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,6 +19,10 @@ func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) http.ResponseW
 	return iw
 }
 
+// issueWatcher decides at the first moment anything can leave: WriteHeader,
+// Write, ReadFrom, Flush/FlushError (an early flush sends the header too) and
+// Hijack. Unwrap stays, for what http.ResponseController reaches through it
+// (deadlines, full duplex), none of which sends the header.
 type issueWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
 	rww         caddyhttp.ResponseWriterWrapper
@@ -31,7 +37,7 @@ func (iw *issueWatcher) WriteHeader(status int) {
 	if iw.wroteHeader {
 		return
 	}
-	if status >= 200 {
+	if isFinalStatus(status) {
 		iw.wroteHeader = true
 	}
 	h := iw.Header()
@@ -68,6 +74,44 @@ func (iw *issueWatcher) ReadFrom(r io.Reader) (int64, error) {
 		return io.Copy(io.Discard, r)
 	}
 	return iw.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// Flush sends the header decided like any other, then flushes.
+func (iw *issueWatcher) Flush() {
+	_ = iw.FlushError()
+}
+
+// FlushError is what http.ResponseController.Flush calls first.
+func (iw *issueWatcher) FlushError() error {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.discard {
+		return nil
+	}
+	return http.NewResponseController(iw.ResponseWriterWrapper).Flush()
+}
+
+// Hijack hands the connection over (a WebSocket upgrade through the gate).
+// After a 101 the header was decided in WriteHeader; a site that hijacks
+// before any header writes its own bytes, and the issue header, which then
+// never goes out, is dropped all the same.
+func (iw *issueWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !iw.wroteHeader {
+		iw.Header().Del(iw.header)
+	}
+	if iw.discard {
+		return nil, nil, http.ErrNotSupported // the error status replaced the switch
+	}
+	//nolint:bodyclose
+	return http.NewResponseController(iw.ResponseWriterWrapper).Hijack()
+}
+
+// isFinalStatus tells the status that ends the header from an informational
+// one: 101 Switching Protocols is final (net/http sends it as the response
+// before a hijack), other 1xx (103 Early Hints) come before the real one.
+func isFinalStatus(status int) bool {
+	return status >= 200 || status == http.StatusSwitchingProtocols
 }
 
 // replaceWithError clears what the site set for its own answer (it never
