@@ -65,6 +65,41 @@ func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error 
 	return writeJSON(w, http.StatusUnauthorized, body)
 }
 
+// writeUnauthorizedAPI is writeUnauthorized with what htmx needs to act on
+// it: an expired session reloads the page (which brings the interstitial),
+// no session goes to login with the page's own path to come back to.
+func (g *Gate) writeUnauthorizedAPI(w http.ResponseWriter, r *http.Request, res session.Result, body []byte) error {
+	if isHTMX(r) {
+		if res.Verdict == session.Expired {
+			w.Header().Set("HX-Refresh", "true")
+		} else {
+			w.Header().Set("HX-Redirect", g.loginTarget(htmxReturnPath(r)))
+		}
+	}
+	return writeUnauthorized(w, res.Reason, body)
+}
+
+// isHTMX reports whether r comes from htmx, whose requests are API calls
+// even when they fetch HTML.
+func isHTMX(r *http.Request) bool {
+	return r.Header.Get("HX-Request") == "true"
+}
+
+// htmxReturnPath is the page an htmx request came from, which HX-Current-URL
+// names, when it is on this site; else "/". The request's own path is a
+// fragment's, not a page to come back to.
+func htmxReturnPath(r *http.Request) string {
+	u, err := url.Parse(r.Header.Get("HX-Current-URL"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
+		return "/"
+	}
+	target := u.EscapedPath()
+	if u.RawQuery != "" {
+		target += "?" + u.RawQuery
+	}
+	return SafeReturnPath(target)
+}
+
 func setUnauthorizedHeaders(h http.Header, reason string) {
 	h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(reason)+`"`)
 	h.Set("Cache-Control", "no-store")

@@ -39,6 +39,12 @@ func init() {
 //		interstitial  <html-template-file>
 //		public        <path-pattern>...
 //		token_cache   <entries>|off
+//		authorize [<path-pattern>...] {
+//			<claim> <value>...
+//		}
+//		claim_header  <claim> <Header-Name>
+//		optional      <path-pattern>...
+//		cors_preflight pass|gate
 //		refresh_upstream <upstream>... {
 //			<reverse_proxy subdirectives>
 //		}
@@ -57,7 +63,7 @@ func init() {
 //		}
 //	}
 //
-// secret, public_key and jwks may be repeated; at least one key is needed
+// secret, public_key, jwks, authorize and claim_header may be repeated; at least one key is needed
 // (a refresher's own key counts).
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(Gate)
@@ -161,6 +167,14 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		return manyArgs(d, &g.Public)
 	case "token_cache":
 		return g.parseTokenCache(d)
+	case "authorize":
+		return g.parseAuthorize(d)
+	case "claim_header":
+		return g.parseClaimHeader(d)
+	case "optional":
+		return manyArgs(d, &g.Optional)
+	case "cors_preflight":
+		return g.parseCORSPreflight(d)
 	case "refresher":
 		if g.Refresher != nil {
 			return d.Errf("session_gate: refresher already specified")
@@ -370,4 +384,50 @@ func parseOnOff(d *caddyfile.Dispenser, v string) (bool, error) {
 		return false, nil
 	}
 	return false, d.Errf("session_gate: %s wants on or off, not %q", "bearer", v)
+}
+
+// parseAuthorize reads one authorize block: its arguments are path patterns,
+// each line of its block a claim and the values it may have.
+func (g *Gate) parseAuthorize(d *caddyfile.Dispenser) error {
+	rule := AuthorizeRule{Paths: d.RemainingArgs()}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		claim := d.Val()
+		values := d.RemainingArgs()
+		if len(values) == 0 {
+			return d.Errf("session_gate: authorize: %s wants at least one value", claim)
+		}
+		rule.Require = append(rule.Require, ClaimRequirement{Claim: claim, Values: values})
+	}
+	if len(rule.Require) == 0 {
+		return d.Errf("session_gate: authorize wants a block of <claim> <value>... lines")
+	}
+	g.Authorize = append(g.Authorize, rule)
+	return nil
+}
+
+func (g *Gate) parseClaimHeader(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("session_gate: claim_header wants <claim> <Header-Name>")
+	}
+	for _, ch := range g.ClaimHeaders {
+		if normalHeaderName(ch.Header) == normalHeaderName(args[1]) {
+			return d.Errf("session_gate: claim_header %s already specified", args[1])
+		}
+	}
+	g.ClaimHeaders = append(g.ClaimHeaders, ClaimHeader{Claim: args[0], Header: args[1]})
+	return nil
+}
+
+func (g *Gate) parseCORSPreflight(d *caddyfile.Dispenser) error {
+	if g.CORSPreflight != "" {
+		return d.Errf("session_gate: cors_preflight already specified")
+	}
+	if err := oneArg(d, &g.CORSPreflight); err != nil {
+		return err
+	}
+	if g.CORSPreflight != corsPreflightPass && g.CORSPreflight != corsPreflightGate {
+		return d.Errf("session_gate: cors_preflight wants pass or gate, not %q", g.CORSPreflight)
+	}
+	return nil
 }

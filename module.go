@@ -125,6 +125,25 @@ type Gate struct {
 	// access tokens itself.
 	Refresher *RefresherConfig `json:"refresher,omitempty"`
 
+	// Claim checks on paths: a valid token that fails one gets 403 (see
+	// AuthorizeRule). Every rule whose paths match must hold. Default: none
+	Authorize []AuthorizeRule `json:"authorize,omitempty"`
+
+	// Claims sent to the next handler as request headers; every spelling of
+	// those headers a client sent is removed first, on every request the
+	// gate sees. Default: none
+	ClaimHeaders []ClaimHeader `json:"claim_headers,omitempty"`
+
+	// Path patterns where a valid token gives identity but a missing or
+	// invalid one passes anonymously; an expired one is answered as
+	// anywhere else. Default: none
+	Optional []string `json:"optional,omitempty"`
+
+	// What a CORS preflight (OPTIONS with Origin and
+	// Access-Control-Request-Method, sent without cookies) gets: "pass" lets
+	// it through untouched, "gate" checks it like any request. Default: gate
+	CORSPreflight string `json:"cors_preflight,omitempty"`
+
 	// How many verified tokens to remember, so that a token seen before costs
 	// a map lookup instead of a signature check. -1 turns the cache off (the
 	// Caddyfile's "token_cache off" is "token_cache": -1 in JSON); 0 means
@@ -142,6 +161,12 @@ type Gate struct {
 	upstream    caddyhttp.MiddlewareHandler
 	refresher   *refresher
 	jwksPath    string // where the refresher publishes its public key; "" when it does not
+	// identity.go and authorize.go
+	claimHeaders    []claimHeader
+	optional        caddyhttp.MatchPath
+	preflightPasses bool
+	authorize       []authorizeRule
+	forbidden       *forbiddenPage
 	cancel      context.CancelFunc
 	logger      *zap.Logger
 }
@@ -195,6 +220,12 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("session_gate: %w", err)
 	}
 	if err := g.provisionPaths(ctx); err != nil {
+		return err
+	}
+	if err := g.provisionIdentity(ctx); err != nil {
+		return err
+	}
+	if err := g.provisionAuthorize(ctx); err != nil {
 		return err
 	}
 	g.source = session.Source{Cookie: g.Cookie, Bearer: *g.Bearer}
@@ -427,6 +458,7 @@ func (g *Gate) Cleanup() error {
 
 // ServeHTTP classifies the request and either lets it through or answers it.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	g.stripClaimHeaders(r)
 	switch path := r.URL.Path; {
 	case path == g.RefreshPath:
 		return g.serveRefresh(w, r, next)
@@ -434,6 +466,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.serveSignout(w, r, next)
 	case g.jwksPath != "" && path == g.jwksPath:
 		return g.refresher.serveJWKS(w, r)
+	}
+	if g.isPassingPreflight(r) {
+		return next.ServeHTTP(w, r)
 	}
 	if g.isPublic(r) {
 		countPublic.Inc()
@@ -443,7 +478,16 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	res := g.judge(r)
 	countVerdict[res.Verdict].Inc()
 	if res.Verdict == session.Valid {
+		if !g.authorized(r, &res) {
+			g.logDenial(r, session.Result{Verdict: res.Verdict, Reason: "authorize refused the claims"})
+			return g.serveForbidden(w, r)
+		}
 		publishUser(r, res)
+		g.setClaimHeaders(r, &res)
+		return next.ServeHTTP(g.watchIssue(w, r), r)
+	}
+	if res.Verdict != session.Expired && g.isOptional(r) {
+		publishAnonymous(r)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
 	g.logDenial(r, res)
@@ -452,11 +496,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	case res.Verdict == session.Expired && nav:
 		return g.serveInterstitial(w, r, res)
 	case res.Verdict == session.Expired:
-		return writeUnauthorized(w, res.Reason, bodyTryRefresh)
+		return g.writeUnauthorizedAPI(w, r, res, bodyTryRefresh)
 	case nav:
 		return g.redirectToLogin(w, r)
 	default:
-		return writeUnauthorized(w, res.Reason, bodyUnauthorised)
+		return g.writeUnauthorizedAPI(w, r, res, bodyUnauthorised)
 	}
 }
 
@@ -529,6 +573,9 @@ func userKey(claim string) string {
 // isNavigation tells a browser page load from an API call
 // (docs/behaviour.md, "Navigations and API calls").
 func isNavigation(r *http.Request) bool {
+	if isHTMX(r) {
+		return false
+	}
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
 		return mode == "navigate"
 	}

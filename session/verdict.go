@@ -32,10 +32,17 @@ func (v Verdict) String() string {
 	}
 }
 
-// Claim is one top-level scalar claim (string, number or boolean) as text.
+// Claim is one claim as text (docs/behaviour.md, "Claims"): a scalar
+// (string, number as written, true/false), an array of scalars joined with
+// ",", or a scalar or array inside objects, named with dots
+// ("realm_access.roles").
 type Claim struct {
-	Name  string
+	// Name is the claim's dotted name.
+	Name string
+	// Value is the text a placeholder shows.
 	Value string
+	// Elems are an array claim's elements as text; nil for a scalar.
+	Elems []string
 }
 
 // Result is the outcome of verifying one token. A Result is immutable once
@@ -46,7 +53,8 @@ type Result struct {
 	Subject string
 	// SessionID is the "sid" claim ("" when absent).
 	SessionID string
-	// Claims are the top-level scalar claims, sorted by name.
+	// Claims are the token's claims flattened to text (see Claim), sorted by
+	// name; find one with Lookup.
 	Claims []Claim
 	// ExpiresAt is the "exp" claim; zero when the token never got that far.
 	ExpiresAt time.Time

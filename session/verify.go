@@ -531,7 +531,7 @@ func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
 		Verdict:   Valid,
 		Subject:   sub,
 		SessionID: sid,
-		Claims:    claimScalars(c),
+		Claims:    flattenClaims(c),
 		ExpiresAt: exp,
 		NotBefore: nbf,
 	}
@@ -612,19 +612,3 @@ func claimNumericDate(raw any) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// claimScalars lists the string, number and boolean claims, sorted by name.
-func claimScalars(c map[string]any) []Claim {
-	out := make([]Claim, 0, len(c))
-	for name, raw := range c {
-		switch x := raw.(type) {
-		case string:
-			out = append(out, Claim{Name: name, Value: x})
-		case json.Number:
-			out = append(out, Claim{Name: name, Value: string(x)})
-		case bool:
-			out = append(out, Claim{Name: name, Value: strconv.FormatBool(x)})
-		}
-	}
-	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}

@@ -597,8 +597,9 @@ func TestVerifyResultFields(t *testing.T) {
 	tok := vtRaw(t, jwt.SigningMethodHS256, k.secret, `{"alg":"HS256"}`, payload)
 	res := vtExpect(t, v, tok, Valid, "")
 	want := []Claim{
-		{"Email", "upper"}, {"admin", "true"}, {"email", "a@b.example"}, {"exp", fmt.Sprint(now + 60)},
-		{"nbf", fmt.Sprint(now - 10)}, {"off", "false"}, {"ratio", "1.50"}, {"sid", "s-1"}, {"sub", "user-9"},
+		{"Email", "upper", nil}, {"admin", "true", nil}, {"arr", "1", []string{"1"}}, {"email", "a@b.example", nil},
+		{"exp", fmt.Sprint(now + 60), nil}, {"nbf", fmt.Sprint(now - 10), nil}, {"obj.a", "1", nil}, {"off", "false", nil},
+		{"ratio", "1.50", nil}, {"sid", "s-1", nil}, {"sub", "user-9", nil},
 	}
 	if fmt.Sprint(res.Claims) != fmt.Sprint(want) {
 		t.Errorf("Claims = %v\nwant     %v", res.Claims, want)
@@ -697,7 +698,7 @@ func TestVerifyRFC7515Vectors(t *testing.T) {
 			cfg.Issuer = "joe"
 			then := vtVerifier(t, cfg)
 			res = vtExpect(t, then, tc.token, Valid, "")
-			want := []Claim{{"exp", "1300819380"}, {"http://example.com/is_root", "true"}, {"iss", "joe"}}
+			want := []Claim{{"exp", "1300819380", nil}, {"http://example.com/is_root", "true", nil}, {"iss", "joe", nil}}
 			if fmt.Sprint(res.Claims) != fmt.Sprint(want) {
 				t.Fatalf("Claims = %v, want %v", res.Claims, want)
 			}

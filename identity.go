@@ -1,0 +1,162 @@
+package sessiongate
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/session-gate/session_gate/session"
+)
+
+// What the site behind the gate learns of the person (docs/behaviour.md,
+// "Identity for the site"): claim headers, optional paths, CORS preflights.
+
+// ClaimHeader sends a claim to the next handler as a request header.
+type ClaimHeader struct {
+	// Dotted claim name, as in the {http.auth.user.*} placeholders.
+	Claim string `json:"claim"`
+
+	// Request header that carries the claim's value. Every header a client
+	// sends whose name matches it, ignoring case and treating "_" as "-", is
+	// removed first.
+	Header string `json:"header"`
+}
+
+// claimHeader is a ClaimHeader with its name normalised for matching.
+type claimHeader struct {
+	claim, header string
+	norm          string // lower case, "_" as "-"
+}
+
+// CORS preflight settings.
+const (
+	corsPreflightGate = "gate"
+	corsPreflightPass = "pass"
+)
+
+func (g *Gate) provisionIdentity(ctx caddy.Context) error {
+	for _, ch := range g.ClaimHeaders {
+		if ch.Claim == "" || !validHeaderName(ch.Header) {
+			return fmt.Errorf("session_gate: claim_header %q %q: wants a claim and a header name", ch.Claim, ch.Header)
+		}
+		norm := normalHeaderName(ch.Header)
+		if slices.ContainsFunc(g.claimHeaders, func(c claimHeader) bool { return c.norm == norm }) {
+			return fmt.Errorf("session_gate: claim_header %s already specified", ch.Header)
+		}
+		g.claimHeaders = append(g.claimHeaders, claimHeader{
+			claim:  ch.Claim,
+			header: http.CanonicalHeaderKey(ch.Header),
+			norm:   norm,
+		})
+	}
+	g.optional = caddyhttp.MatchPath(slices.Clone(g.Optional))
+	if len(g.optional) > 0 {
+		if err := g.optional.Provision(ctx); err != nil {
+			return fmt.Errorf("session_gate: optional: %w", err)
+		}
+	}
+	switch g.CORSPreflight {
+	case "", corsPreflightGate:
+	case corsPreflightPass:
+		g.preflightPasses = true
+	default:
+		return fmt.Errorf("session_gate: cors_preflight wants pass or gate, not %q", g.CORSPreflight)
+	}
+	return nil
+}
+
+// stripClaimHeaders removes every request header a client could use to pass
+// for a claim header. FastCGI and CGI turn "-" and "_" alike into "_", so
+// "Remote_User" would otherwise reach a PHP backend as REMOTE_USER's twin
+// HTTP_REMOTE_USER, and spoof a trusted "Remote-User".
+func (g *Gate) stripClaimHeaders(r *http.Request) {
+	if len(g.claimHeaders) == 0 {
+		return
+	}
+	for name := range r.Header {
+		for i := range g.claimHeaders {
+			if sameHeaderName(name, g.claimHeaders[i].norm) {
+				delete(r.Header, name)
+				break
+			}
+		}
+	}
+}
+
+// setClaimHeaders gives a valid session's claims to the next handler as
+// headers. A claim the token lacks, or whose text could not travel in a
+// header, sets nothing.
+func (g *Gate) setClaimHeaders(r *http.Request, res *session.Result) {
+	for i := range g.claimHeaders {
+		ch := &g.claimHeaders[i]
+		if c, ok := res.Lookup(ch.claim); ok && validHeaderValue(c.Value) {
+			r.Header[ch.header] = []string{c.Value}
+		}
+	}
+}
+
+// publishAnonymous makes {http.auth.user.id} empty on an optional path
+// without a session, so that a page can show "hello {http.auth.user.id}"
+// either way.
+func publishAnonymous(r *http.Request) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", "")
+	}
+}
+
+func (g *Gate) isOptional(r *http.Request) bool {
+	return len(g.optional) > 0 && g.optional.Match(r)
+}
+
+// isPassingPreflight reports whether r is a CORS preflight that
+// cors_preflight pass lets through: browsers send those without cookies.
+func (g *Gate) isPassingPreflight(r *http.Request) bool {
+	return g.preflightPasses && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// normalHeaderName is a header name in lower case with "_" as "-".
+func normalHeaderName(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// sameHeaderName compares name with a normalHeaderName without allocating.
+func sameHeaderName(name, norm string) bool {
+	if len(name) != len(norm) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != norm[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderName reports whether name is an RFC 9110 token, as a cookie
+// name must be too.
+func validHeaderName(name string) bool {
+	return validCookieName(name)
+}
+
+// validHeaderValue reports whether v can be a header value: no control
+// characters but tab (a claim with a newline must not split a header).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

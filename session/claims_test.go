@@ -1,0 +1,69 @@
+package session
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestClaimsFlattened checks the text each kind of claim becomes, through a
+// real verification (numbers arrive as json.Number, as they are written).
+func TestClaimsFlattened(t *testing.T) {
+	v := vtVerifier(t, VerifierConfig{Secrets: [][]byte{[]byte(cacheSecret)}})
+	tok := vtSign(t, jwt.SigningMethodHS256, []byte(cacheSecret), "", vtClaims(map[string]any{
+		"role":   "admin",
+		"level":  42.5,
+		"admin":  true,
+		"groups": []any{"staff", "ops", 7, false},
+		"realm_access": map[string]any{
+			"roles": []any{"reader"},
+			"a":     map[string]any{"b": map[string]any{"c": "three", "d": map[string]any{"e": "too deep"}}},
+		},
+		"mixed":   []any{"x", map[string]any{"y": 1}},
+		"nothing": nil,
+		"empty":   []any{},
+	}))
+	res := vtExpect(t, v, tok, Valid, "")
+	want := map[string]string{
+		"role":               "admin",
+		"level":              "42.5",
+		"admin":              "true",
+		"groups":             "staff,ops,7,false",
+		"realm_access.roles": "reader",
+		"realm_access.a.b.c": "three",
+		"empty":              "",
+		"sub":                "user-1",
+		"sid":                "session-1",
+	}
+	for name, value := range want {
+		c, ok := res.Lookup(name)
+		if !ok || c.Value != value {
+			t.Errorf("claim %s = %q (present %v), want %q", name, c.Value, ok, value)
+		}
+	}
+	for _, absent := range []string{"realm_access", "realm_access.a.b.c.d", "realm_access.a.b.c.d.e", "mixed", "nothing"} {
+		if c, ok := res.Lookup(absent); ok {
+			t.Errorf("claim %s = %q, want absent", absent, c.Value)
+		}
+	}
+	if g, _ := res.Lookup("groups"); !slices.Equal(g.Elems, []string{"staff", "ops", "7", "false"}) {
+		t.Errorf("groups elements = %q", g.Elems)
+	}
+	if r, _ := res.Lookup("role"); r.Elems != nil {
+		t.Errorf("a scalar has elements %q", r.Elems)
+	}
+	if !slices.IsSortedFunc(res.Claims, func(a, b Claim) int { return cmpString(a.Name, b.Name) }) {
+		t.Error("claims are not sorted by name")
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
