@@ -167,8 +167,8 @@ type Gate struct {
 	preflightPasses bool
 	authorize       []authorizeRule
 	forbidden       *forbiddenPage
-	cancel      context.CancelFunc
-	logger      *zap.Logger
+	cancel          context.CancelFunc
+	logger          *zap.Logger
 }
 
 // PublicKeyFile names a PEM public key and the key id it is bound to.

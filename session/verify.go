@@ -611,4 +611,3 @@ func claimNumericDate(raw any) (time.Time, bool) {
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
-
