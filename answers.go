@@ -73,7 +73,7 @@ func (g *Gate) writeUnauthorizedAPI(w http.ResponseWriter, r *http.Request, res 
 		if res.Verdict == session.Expired {
 			w.Header().Set("HX-Refresh", "true")
 		} else {
-			w.Header().Set("HX-Redirect", g.loginTarget(htmxReturnPath(r)))
+			w.Header().Set("HX-Redirect", g.loginTarget(r, htmxReturnPath(r)))
 		}
 	}
 	return writeUnauthorized(w, res.Reason, body)
@@ -126,15 +126,16 @@ func (g *Gate) redirectToLogin(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusSeeOther // the login page is fetched with GET, whatever the original method
 	}
 	h := w.Header()
-	h.Set("Location", g.loginTarget(SafeReturnPath(originalRequestURI(r))))
+	h.Set("Location", g.loginTarget(r, SafeReturnPath(originalRequestURI(r))))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	return nil
 }
 
-// loginTarget is login_url with the return path in its query.
-func (g *Gate) loginTarget(returnPath string) string {
-	return g.loginPrefix + url.QueryEscape(returnPath)
+// loginTarget is login_url with the return path in its query; an absolute
+// URL when login is on another host (see returnValue).
+func (g *Gate) loginTarget(r *http.Request, returnPath string) string {
+	return g.loginPrefix + url.QueryEscape(g.returnValue(r, returnPath))
 }
 
 // serveInterstitial answers an expired navigation with the refresh page; a
@@ -143,7 +144,7 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 	returnPath := SafeReturnPath(originalRequestURI(r))
 	data := interstitial.Data{
 		RefreshPath: g.RefreshPath,
-		LoginURL:    g.loginTarget(returnPath),
+		LoginURL:    g.loginTarget(r, returnPath),
 		ReturnPath:  returnPath,
 		ReturnParam: g.ReturnParam,
 		Method:      r.Method,

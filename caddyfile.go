@@ -96,7 +96,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // repeatable are the gate's settings that may be given more than once; any
 // other one given twice is a mistake, not "the last one wins".
-var repeatable = map[string]bool{"secret": true, "public_key": true, "jwks": true, "algorithms": true, "audience": true, "public": true}
+var repeatable = map[string]bool{"secret": true, "public_key": true, "jwks": true, "algorithms": true, "audience": true, "public": true,
+	"authorize": true, "claim_header": true, "optional": true}
 
 // onlyOnce fails on the second occurrence of a setting that is not
 // repeatable. prefix names the block ("session_gate: refresher: ").
@@ -420,9 +421,6 @@ func (g *Gate) parseClaimHeader(d *caddyfile.Dispenser) error {
 }
 
 func (g *Gate) parseCORSPreflight(d *caddyfile.Dispenser) error {
-	if g.CORSPreflight != "" {
-		return d.Errf("session_gate: cors_preflight already specified")
-	}
 	if err := oneArg(d, &g.CORSPreflight); err != nil {
 		return err
 	}

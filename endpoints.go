@@ -24,7 +24,7 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if isFormNavigation(r) {
 		returnPath := readReturnPath(r, g.ReturnParam)
-		w = newFormNavWriter(w, returnPath, g.loginTarget(returnPath))
+		w = newFormNavWriter(w, returnPath, g.loginTarget(r, returnPath))
 	}
 	switch {
 	case g.refresher != nil:

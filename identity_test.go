@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/fcgi"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -422,5 +423,54 @@ func TestIdentityConfigErrors(t *testing.T) {
 	}
 	if err := validateCaddyfile(t, gateSite("secret "+testSecret+"\nclaim_header sub Bad:Name")); err == nil || !strings.Contains(err.Error(), "claim_header") {
 		t.Errorf("a bad header name: %v", err)
+	}
+}
+
+// TestLoginOnAnotherHost: return_param carries an absolute URL when
+// login_url is on another host (https behind a trusted TLS proxy). The same
+// host keeps the bare path (TestReturnValueSameHostIsThePath).
+func TestLoginOnAnotherHost(t *testing.T) {
+	base := siteWithGlobal(t, "servers {\n\t\ttrusted_proxies static 127.0.0.0/8 ::1\n\t}", `
+	session_gate {
+		secret "`+testSecret+`"
+		login_url http://auth.example.test/login?app=docs
+	}
+	respond "hello"
+`)
+	host := strings.TrimPrefix(base, "http://")
+	for _, c := range []struct {
+		name, proto, want string
+	}{
+		{"another host", "", "http://auth.example.test/login?app=docs&redirectToPath=" + url.QueryEscape("http://"+host+"/docs?q=1")},
+		{"another host, https proxy", "https", "http://auth.example.test/login?app=docs&redirectToPath=" + url.QueryEscape("https://"+host+"/docs?q=1")},
+	} {
+		req := asNavigation(newRequest(t, "GET", base+"/docs?q=1", nil))
+		if c.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		got := do(t, req)
+		if got.status != 302 || got.header.Get("Location") != c.want {
+			t.Errorf("%s: %d Location %q, want %q", c.name, got.status, got.header.Get("Location"), c.want)
+		}
+	}
+	// htmx gets the same absolute URL.
+	req := asAPI(newRequest(t, "POST", base+"/fragment", nil))
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("HX-Current-URL", base+"/inbox")
+	want := "http://auth.example.test/login?app=docs&redirectToPath=" + url.QueryEscape("http://"+host+"/inbox")
+	if got := do(t, req); got.header.Get("HX-Redirect") != want {
+		t.Errorf("htmx: HX-Redirect %q, want %q", got.header.Get("HX-Redirect"), want)
+	}
+}
+
+func TestReturnValueSameHostIsThePath(t *testing.T) {
+	g := &Gate{loginHost: "auth.example.test"}
+	r := httptest.NewRequest("GET", "http://auth.example.test/x", nil)
+	if got := g.returnValue(r, "/x"); got != "/x" {
+		t.Errorf("same host: %q, want /x", got)
+	}
+	r.Host = "app.example.test"
+	if got := g.returnValue(r, "/x"); got != "http://app.example.test/x" {
+		t.Errorf("another host: %q", got)
 	}
 }

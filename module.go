@@ -161,14 +161,16 @@ type Gate struct {
 	upstream    caddyhttp.MiddlewareHandler
 	refresher   *refresher
 	jwksPath    string // where the refresher publishes its public key; "" when it does not
+	cancel      context.CancelFunc
+	logger      *zap.Logger
+
 	// identity.go and authorize.go
 	claimHeaders    []claimHeader
 	optional        caddyhttp.MatchPath
 	preflightPasses bool
 	authorize       []authorizeRule
 	forbidden       *forbiddenPage
-	cancel          context.CancelFunc
-	logger          *zap.Logger
+	loginHost       string // login_url's host when it is an absolute URL
 }
 
 // PublicKeyFile names a PEM public key and the key id it is bound to.
