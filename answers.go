@@ -18,7 +18,12 @@ var (
 	bodyUnauthorised = []byte(`{"message":"unauthorised"}`)
 	bodyOK           = []byte(`{"status":"OK"}`)
 	bodyStoreDown    = []byte(`{"message":"session store unavailable"}`)
+	bodyKeysDown     = []byte(`{"message":"session keys unavailable"}`)
 )
+
+// keysRetryAfter is the Retry-After of a 503 for keys not loaded yet: the
+// first JWKS retries come within seconds.
+const keysRetryAfter = "5"
 
 // writeJSON writes a JSON answer that no cache may keep.
 func writeJSON(w http.ResponseWriter, status int, body []byte) error {
@@ -48,6 +53,14 @@ func refuse(w http.ResponseWriter, status int) error {
 // may well be fine, so nothing is cleared.
 func writeStoreDown(w http.ResponseWriter) error {
 	return writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
+}
+
+// writeKeysUnavailable answers a token that only a JWK Set which has never
+// loaded could verify: the session may be fine, so neither login nor a
+// refresh is the answer, only a later retry.
+func writeKeysUnavailable(w http.ResponseWriter) error {
+	w.Header().Set("Retry-After", keysRetryAfter)
+	return writeJSON(w, http.StatusServiceUnavailable, bodyKeysDown)
 }
 
 // writeSeeOther sends a browser on to location with a GET.

@@ -34,6 +34,8 @@ var (
 		session.Expired: verdictsTotal.WithLabelValues("expired"),
 		session.Missing: verdictsTotal.WithLabelValues("missing"),
 		session.Invalid: verdictsTotal.WithLabelValues("invalid"),
+
+		session.KeysUnavailable: verdictsTotal.WithLabelValues("keys_unavailable"),
 	}
 	countPublic = verdictsTotal.WithLabelValues("public")
 

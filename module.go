@@ -495,6 +495,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	g.logDenial(r, res)
 	nav := isNavigation(r)
 	switch {
+	case res.Verdict == session.KeysUnavailable:
+		return writeKeysUnavailable(w)
 	case res.Verdict == session.Expired && nav:
 		return g.serveInterstitial(w, r, res)
 	case res.Verdict == session.Expired:

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -32,7 +33,16 @@ const (
 	// never been fetched successfully: without keys, tokens cannot verify, so
 	// waiting a whole refresh interval would be too long.
 	jwksFirstRetryMax = time.Minute
+	// jwksDefaultStartWait bounds how long NewVerifier waits for the first
+	// fetches of all JWK Set URLs together (docs/behaviour.md, "Keys"):
+	// starting, reloading and validating never hang on an identity
+	// provider; a set that comes later is picked up in the background.
+	jwksDefaultStartWait = 2 * time.Second
 )
+
+// errJWKSEmpty refuses a set without keys: that is how a misconfigured
+// issuer fails, not how keys are rotated, so the last good set stays.
+var errJWKSEmpty = errors.New("the JWK Set has no keys")
 
 // jwksSource is the storage behind one JWK Set location. jwkset's HTTP
 // storage calls KeyReplaceAll after every successful fetch and never after a
@@ -50,7 +60,11 @@ type jwksSource struct {
 }
 
 // KeyReplaceAll stores a freshly fetched set and hands it to the verifier.
+// An empty set is refused (jwkset then reports it as a failed fetch).
 func (s *jwksSource) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	if len(given) == 0 {
+		return errJWKSEmpty
+	}
 	if err := s.MemoryJWKSet.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}
@@ -89,47 +103,72 @@ func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
 	if v.jwksTimeout <= 0 {
 		v.jwksTimeout = jwksDefaultTimeout
 	}
-	webClient := jwksLimitClient(httpClient)
+	startWait := cfg.JWKSStartWait
+	if startWait <= 0 {
+		startWait = jwksDefaultStartWait
+	}
+	webClient := jwksLimitClient(httpClient, &v.jwksStartBy)
 	fileClient := jwksLimitClient(&http.Client{
 		Transport: http.NewFileTransport(http.Dir("/")),
 		Timeout:   v.jwksTimeout,
-	})
+	}, &v.jwksStartBy)
 
 	v.ctx, v.cancel = context.WithCancel(parent)
 	v.jwksLimiter = rate.NewLimiter(rate.Every(unknownKID), 1)
 
-	stores := map[string]jwkset.Storage{}
+	type first struct {
+		src   *jwksSource
+		opts  jwkset.HTTPClientStorageOptions
+		store jwkset.Storage
+		err   error
+	}
+	var firsts []*first
+	seen := map[string]bool{}
 	for _, loc := range cfg.JWKS {
 		fetchURL, name, isFile, err := jwksLocation(loc)
 		if err != nil {
 			return err
 		}
-		if _, dup := stores[fetchURL]; dup {
+		if seen[fetchURL] {
 			continue
 		}
+		seen[fetchURL] = true
 		src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, loc: fetchURL, name: name, loaded: make(chan struct{})}
 		client := webClient
 		if isFile {
 			client = fileClient
 		}
-		opts := jwkset.HTTPClientStorageOptions{
+		firsts = append(firsts, &first{src: src, opts: jwkset.HTTPClientStorageOptions{
 			Client:      client,
 			Ctx:         v.ctx,
 			HTTPTimeout: v.jwksTimeout,
 			// A server may be down at start; a file that does not parse is
 			// a configuration error best reported now.
 			NoErrorReturnFirstHTTPReq: !isFile,
-			RefreshErrorHandler:       v.jwksErrorHandler(name),
+			RefreshErrorHandler:       v.jwksErrorHandler(src),
 			RefreshInterval:           refresh,
 			Storage:                   src,
+		}})
+		v.jwksSources = append(v.jwksSources, src)
+	}
+	// The first fetches run side by side, all bounded by one deadline that
+	// the transport applies while it is set.
+	v.jwksStartBy.Store(time.Now().Add(startWait).UnixNano())
+	var wg sync.WaitGroup
+	for _, f := range firsts {
+		wg.Go(func() { f.store, f.err = jwkset.NewStorageFromHTTP(f.src.loc, f.opts) })
+	}
+	wg.Wait()
+	v.jwksStartBy.Store(0)
+
+	stores := map[string]jwkset.Storage{}
+	for _, f := range firsts {
+		if f.err != nil {
+			return fmt.Errorf("jwks %s: %w", f.src.name, f.err)
 		}
-		store, err := jwkset.NewStorageFromHTTP(fetchURL, opts)
-		if err != nil {
-			return fmt.Errorf("jwks %s: %w", name, err)
-		}
-		stores[fetchURL] = store
-		if !src.isLoaded() {
-			v.retryFirstFetch(fetchURL, opts, src, refresh)
+		stores[f.src.loc] = f.store
+		if !f.src.isLoaded() {
+			v.retryFirstFetch(f.src.loc, f.opts, f.src, refresh)
 		}
 	}
 	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
@@ -183,16 +222,31 @@ func redactURL(s string) string {
 }
 
 // jwksErrorHandler logs a failed fetch. The previous set stays in use (jwkset
-// only replaces it on success), which the message says so that an operator
-// knows verification goes on.
-func (v *Verifier) jwksErrorHandler(name string) func(context.Context, error) {
+// only replaces it on success, and an empty set is refused), which the
+// message says, so that an operator knows verification goes on; before any
+// set has loaded it says that instead.
+func (v *Verifier) jwksErrorHandler(src *jwksSource) func(context.Context, error) {
 	return func(_ context.Context, err error) {
 		if v.ctx.Err() != nil {
 			return // shutting down: the failure is ours, not the server's
 		}
-		v.log.Warn("JWKS fetch failed; keeping the last good key set",
-			zap.String("jwks", name), zap.Error(err))
+		msg := "JWKS fetch failed; keeping the last good key set"
+		if !src.isLoaded() {
+			msg = "JWKS fetch failed; no key set has loaded yet from it"
+		}
+		v.log.Error(msg, zap.String("jwks", src.name), zap.Error(err))
 	}
+}
+
+// jwksPending reports whether some JWK Set location has never delivered a
+// set: a token with a kid nobody knows may then be one of its keys.
+func (v *Verifier) jwksPending() bool {
+	for _, src := range v.jwksSources {
+		if !src.isLoaded() {
+			return true
+		}
+	}
+	return false
 }
 
 // retryFirstFetch keeps trying a location whose first fetch failed, with a
@@ -222,7 +276,7 @@ func (v *Verifier) retryFirstFetch(fetchURL string, opts jwkset.HTTPClientStorag
 			if _, err := jwkset.NewStorageFromHTTP(fetchURL, opts); err == nil {
 				return
 			} else if v.ctx.Err() == nil {
-				v.log.Warn("JWKS still unavailable; no keys from it yet, will retry",
+				v.log.Error("JWKS still unavailable; no key set has loaded yet from it, will retry",
 					zap.String("jwks", src.name), zap.Duration("retry_in", delay), zap.Error(err))
 			}
 			delay = min(2*delay, maxDelay)
@@ -352,33 +406,45 @@ func (v *Verifier) refetchForKID(seen *verifyState, kid string) *verifyState {
 }
 
 // jwksLimitClient returns a copy of c whose response bodies fail past
-// jwksMaxBytes.
-func jwksLimitClient(c *http.Client) *http.Client {
+// jwksMaxBytes, and whose requests end by the time in startBy (Unix
+// nanoseconds) while it is not zero.
+func jwksLimitClient(c *http.Client, startBy *atomic.Int64) *http.Client {
 	cc := *c
 	base := cc.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	cc.Transport = jwksLimitTransport{base: base}
+	cc.Transport = jwksLimitTransport{base: base, startBy: startBy}
 	return &cc
 }
 
-type jwksLimitTransport struct{ base http.RoundTripper }
+type jwksLimitTransport struct {
+	base    http.RoundTripper
+	startBy *atomic.Int64
+}
 
 func (t jwksLimitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	cancel := context.CancelFunc(func() {})
+	if by := t.startBy.Load(); by != 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithDeadline(r.Context(), time.Unix(0, by))
+		r = r.WithContext(ctx)
+	}
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	resp.Body = &jwksLimitedBody{rc: resp.Body, left: jwksMaxBytes}
+	resp.Body = &jwksLimitedBody{rc: resp.Body, left: jwksMaxBytes, cancel: cancel}
 	return resp, nil
 }
 
 var errJWKSTooLarge = fmt.Errorf("JWK Set larger than %d bytes", jwksMaxBytes)
 
 type jwksLimitedBody struct {
-	rc   io.ReadCloser
-	left int64
+	rc     io.ReadCloser
+	left   int64
+	cancel context.CancelFunc // ends the start-up deadline of the request
 }
 
 func (b *jwksLimitedBody) Read(p []byte) (int, error) {
@@ -395,4 +461,7 @@ func (b *jwksLimitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *jwksLimitedBody) Close() error { return b.rc.Close() }
+func (b *jwksLimitedBody) Close() error {
+	defer b.cancel()
+	return b.rc.Close()
+}

@@ -17,6 +17,10 @@ const (
 	Expired
 	// Invalid: anything else. Never passed through.
 	Invalid
+	// KeysUnavailable: the token names a key that only a JWK Set which has
+	// never been fetched could hold; it cannot be judged yet. Never passed
+	// through, never cached, never a reason to send someone to login.
+	KeysUnavailable
 )
 
 func (v Verdict) String() string {
@@ -27,6 +31,8 @@ func (v Verdict) String() string {
 		return "valid"
 	case Expired:
 		return "expired"
+	case KeysUnavailable:
+		return "keys_unavailable"
 	default:
 		return "invalid"
 	}

@@ -48,6 +48,7 @@ const (
 	reasonSubMalformed  = "sub is not a string"
 	reasonSidMalformed  = "sid is not a string"
 	reasonExpired       = "token expired"
+	reasonKeysPending   = "no key set has loaded yet from the JWKS"
 )
 
 // Errors returned by the key lookup; they only travel inside golang-jwt's
@@ -111,6 +112,10 @@ type VerifierConfig struct {
 	// JWKSRefreshInterval is how often every JWK Set is fetched again.
 	// Default: 1h.
 	JWKSRefreshInterval time.Duration
+	// JWKSStartWait bounds how long NewVerifier waits for the first fetches
+	// of all JWK Sets together; a set that arrives later is used from then
+	// on. Default: 2s.
+	JWKSStartWait time.Duration
 	// JWKSUnknownKIDInterval spaces the fetches triggered by tokens whose kid
 	// is unknown: at most one per interval, whatever the number of tokens.
 	// Default: 5m.
@@ -150,6 +155,8 @@ type Verifier struct {
 	jwksLimiter  *rate.Limiter
 	jwksTimeout  time.Duration
 	jwksRefetchM sync.Mutex // one unknown-kid refetch at a time; others wait for its outcome
+	jwksSources  []*jwksSource
+	jwksStartBy  atomic.Int64 // while NewVerifier waits for first fetches: their deadline (Unix ns)
 }
 
 // verifyKey is one usable key with the algorithms it may verify.
@@ -177,7 +184,7 @@ type verifyState struct {
 }
 
 // NewVerifier validates cfg and prepares a Verifier. JWK Sets are fetched
-// before it returns (each fetch may take up to the HTTP timeout); a URL that
+// before it returns, all together and for at most JWKSStartWait; a URL that
 // cannot be fetched is logged and retried in the background (an identity
 // provider being down must not stop the server), but a JWKS file that cannot
 // be read or parsed is an error. Background work stops when ctx ends or Close
@@ -407,7 +414,9 @@ func (st *verifyState) keyFor(t *jwt.Token) (any, error) {
 }
 
 // Verify classifies one access token. An empty token is Missing; everything
-// else is Valid, Expired or Invalid following docs/behaviour.md ("Verdicts"). A
+// else is Valid, Expired or Invalid following docs/behaviour.md ("Verdicts"),
+// or KeysUnavailable for a token with an unknown kid while a JWK Set has
+// never been fetched (only that set could tell). A
 // token with an unknown kid may trigger a rate-limited JWKS refetch, during
 // which Verify blocks (at most the fetch timeout).
 func (v *Verifier) Verify(token string) Result {
@@ -419,10 +428,16 @@ func (v *Verifier) Verify(token string) Result {
 	}
 	st := v.state.Load()
 	res, unknownKid, retry := v.verifyWith(st, token)
-	if retry && v.jwks != nil {
-		if st2 := v.refetchForKID(st, unknownKid); st2 != nil {
-			res, _, _ = v.verifyWith(st2, token)
-		}
+	if !retry || v.jwks == nil {
+		return res
+	}
+	if v.jwksPending() {
+		// The kid may well be one of a set that has not arrived yet: the
+		// token cannot be judged, and the fetch is being retried already.
+		return Result{Verdict: KeysUnavailable, Reason: reasonKeysPending}
+	}
+	if st2 := v.refetchForKID(st, unknownKid); st2 != nil {
+		res, _, _ = v.verifyWith(st2, token)
 	}
 	return res
 }
