@@ -422,6 +422,8 @@ func testNoScriptFormRefreshes(t *testing.T, browser context.Context) {
 		t.Fatal(err)
 	}
 	browsertest.WaitJS(t, tab, `document.querySelector("form button").textContent`, "Continue")
+	// The card shows itself 300 ms in; a click before would miss the button.
+	browsertest.WaitJS(t, tab, `getComputedStyle(document.querySelector("form button")).visibility`, "visible")
 	if len(auth.recorded()) != 0 {
 		t.Fatal("a refresh happened before the button was pressed: is JavaScript really off?")
 	}

@@ -203,8 +203,10 @@ func (s *site) wait(prefix string, timeout time.Duration) string {
 }
 
 // visible is a JS expression: "visible" when the element is shown.
+// visible says "visible" once the element is laid out and shown: the card
+// (and so everything in it) stays hidden for its first 300 ms.
 func visible(id string) string {
-	return fmt.Sprintf(`(function(){var e=document.getElementById(%q);return e&&e.offsetParent!==null?"visible":"hidden"})()`, id)
+	return fmt.Sprintf(`(function(){var e=document.getElementById(%q);return e&&e.offsetParent!==null&&getComputedStyle(e).visibility==="visible"?"visible":"hidden"})()`, id)
 }
 
 const heading = `document.getElementById("t")?document.getElementById("t").textContent:""`
@@ -395,6 +397,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.wait("interstitial GET /app?b=1", 5*time.Second)
+		browsertest.WaitJS(t, ctx, `getComputedStyle(document.querySelector("form button")).visibility`, "visible")
 		if err := chromedp.Do(ctx, chromedp.WaitNotVisible(chromedp.CSS(".spin")), chromedp.Click(chromedp.CSS("form button"))); err != nil {
 			t.Fatal(err)
 		}
@@ -417,9 +420,9 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-// TestScreenshot renders the page in light and dark mode. With -update it
-// writes docs/interstitial-{light,dark}.png; without, it checks that the two
-// schemes really differ.
+// TestScreenshot renders the page in light and dark mode, once its card has
+// appeared (300 ms in). With -update it writes docs/interstitial-{light,dark}.png;
+// without, it checks that the two schemes really differ.
 func TestScreenshot(t *testing.T) {
 	browser := browsertest.Start(t)
 	for _, scheme := range []string{"light", "dark"} {
@@ -438,7 +441,13 @@ func TestScreenshot(t *testing.T) {
 		browsertest.Open(t, ctx, s.srv.URL+"/app")
 		s.wait("refresh", 5*time.Second)
 		browsertest.WaitJS(t, ctx, "document.readyState", "complete")
-		time.Sleep(200 * time.Millisecond)
+		// The card shows itself 300 ms in, by a CSS animation delay: a
+		// refresh quicker than that is a blink, not a flash of a card.
+		main := `getComputedStyle(document.querySelector("main"))`
+		browsertest.WaitJS(t, ctx, main+`.animationName+" "+`+main+`.animationDelay`, "s 0.3s")
+		browsertest.WaitJS(t, ctx, main+`.visibility+" "+getComputedStyle(document.body).backgroundColor`, map[string]string{
+			"light": "visible rgb(243, 244, 246)", "dark": "visible rgb(13, 16, 21)",
+		}[scheme])
 		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatal(err)

@@ -44,7 +44,11 @@ const WaitTimeout = 8 * time.Second
 // storage, cache) is shared between tests.
 //
 // Without /usr/bin/chromium the test is skipped, or fails when CI=true.
-func Start(t testing.TB) context.Context {
+//
+// extra adds command-line flags, such as
+// chromedp.Flag("host-resolver-rules", "MAP app.test 127.0.0.1") for a test
+// that needs several host names on loopback.
+func Start(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -66,6 +70,7 @@ func Start(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.UserDataDir(dir),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
