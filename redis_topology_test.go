@@ -293,6 +293,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 			firstOK[in.name] = time.Since(killed)
 			continue
 		case r.status == 503:
+			if r.body != `{"message":"session store unavailable"}` {
+				t.Errorf("503 on %s: body %q", in.name, r.body)
+			}
 			if len(r.cookies) != 0 {
 				t.Errorf("503 on %s set cookies %v: they must be left alone", in.name, r.cookies)
 			}
