@@ -408,8 +408,15 @@ func (c *Cluster) Keys(pattern string) (map[*Node][]string, error) {
 // SentinelMaster is the name the Sentinels monitor the primary under.
 const SentinelMaster = "mymaster"
 
-// Sentinel is a primary, one replica of it, and three Sentinels (quorum 2)
-// that fail over after 500 ms without an answer from the primary.
+// Sentinel is a primary, one replica of it, and three Sentinels that fail
+// over 500 ms after the primary stops answering.
+//
+// Only sentinel-1 starts a failover (quorum 1, down-after 500 ms); the other
+// two would wait a minute, but they vote, and a failover needs two votes of
+// three. With three Sentinels all starting together their votes can split,
+// and Sentinel then retries only after twice failover-timeout: one failover
+// in 40 took 12 s instead of 2 s that way here. A single candidate takes the
+// election's luck out of a test that counts the 503s of one failover.
 type Sentinel struct {
 	Primary, Replica *Node
 	Sentinels        []*Node
@@ -444,11 +451,15 @@ func StartSentinel(tb testing.TB) *Sentinel {
 	for i := range 3 {
 		dir := tb.TempDir()
 		conf := filepath.Join(dir, "sentinel.conf") // a Sentinel rewrites its config file
-		text := fmt.Sprintf(`sentinel monitor %[1]s 127.0.0.1 %[2]d 2
-sentinel down-after-milliseconds %[1]s 500
+		quorum, downAfter := 2, 60000
+		if i == 0 {
+			quorum, downAfter = 1, 500
+		}
+		text := fmt.Sprintf(`sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d
+sentinel down-after-milliseconds %[1]s %[4]d
 sentinel failover-timeout %[1]s 5000
 sentinel parallel-syncs %[1]s 1
-`, SentinelMaster, s.Primary.port)
+`, SentinelMaster, s.Primary.port, quorum, downAfter)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			tb.Fatal(err)
 		}
