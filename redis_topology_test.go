@@ -59,7 +59,7 @@ type refreshResult struct {
 	err     error
 }
 
-func refreshNoFatal(inst *caddyProcess, refreshToken string) refreshResult {
+func refreshNoFatal(client *http.Client, inst *caddyProcess, refreshToken string) refreshResult {
 	res := refreshResult{inst: inst.name}
 	req, err := http.NewRequest("POST", inst.base()+"/refreshsession", nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func refreshNoFatal(inst *caddyProcess, refreshToken string) refreshResult {
 		return res
 	}
 	withCookie(asAPI(req), "sRefreshToken", refreshToken)
-	resp, err := noRedirects.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		res.err = err
 		return res
@@ -188,6 +188,11 @@ func TestRedisClusterTwoInstances(t *testing.T) {
 	// together: exactly one rotates (a new refresh cookie); the others are
 	// in the grace of that rotation (an access token, no refresh cookie).
 	x := startTopologySession(t, "concurrent", b)
+	// A client of its own: a burst can leave a connection dialed but never
+	// used, which Caddy's graceful stop would wait 5 s for; closing this
+	// client's idle connections ends them.
+	burst := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer burst.CloseIdleConnections()
 	const n = 16
 	results := make([]refreshResult, n)
 	var wg sync.WaitGroup
@@ -197,7 +202,7 @@ func TestRedisClusterTwoInstances(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-release
-			results[i] = refreshNoFatal(inst[i%2], x.refresh)
+			results[i] = refreshNoFatal(burst, inst[i%2], x.refresh)
 		}()
 	}
 	close(release)
@@ -288,7 +293,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 		if _, done := firstOK[in.name]; done {
 			in = inst[(i+1)%2]
 		}
-		r := refreshNoFatal(in, probe.refresh)
+		r := refreshNoFatal(noRedirects, in, probe.refresh)
 		switch {
 		case r.err != nil:
 			t.Fatalf("refresh on %s during the failover: %v", in.name, r.err)
