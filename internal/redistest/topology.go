@@ -376,15 +376,6 @@ func (c *Cluster) Owner(slot int) *Node {
 	return c.Nodes[0]
 }
 
-// NodeOf is the node that holds key.
-func (c *Cluster) NodeOf(key string) (*Node, error) {
-	slot, err := c.KeySlot(key)
-	if err != nil {
-		return nil, err
-	}
-	return c.Owner(slot), nil
-}
-
 // Keys lists the keys matching pattern on every node, by node.
 func (c *Cluster) Keys(pattern string) (map[*Node][]string, error) {
 	out := map[*Node][]string{}
