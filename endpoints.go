@@ -60,11 +60,7 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 // sessionID is the "sid" of the request's access token when its signature
 // checks (valid or expired), else "".
 func (g *Gate) sessionID(r *http.Request) string {
-	token := g.source.Token(r)
-	if token == "" {
-		return ""
-	}
-	if res := g.verify(token); res.Verdict == session.Valid || res.Verdict == session.Expired {
+	if res := g.judge(r); res.Verdict == session.Valid || res.Verdict == session.Expired {
 		return res.SessionID
 	}
 	return ""

@@ -508,11 +508,22 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 }
 
-// judge finds the request's access token and verifies it.
+// judge finds the request's access token and verifies it. Several copies of
+// the cookie (left by an old deployment with another Domain or Path) are all
+// verified, and the best verdict counts.
 func (g *Gate) judge(r *http.Request) session.Result {
-	token := g.source.Token(r)
-	if token != "" {
-		return g.verify(token)
+	var buf [2]string
+	if tokens := g.source.Tokens(r, buf[:0]); len(tokens) > 0 {
+		best := g.verify(tokens[0])
+		for _, t := range tokens[1:] {
+			if best.Verdict == session.Valid {
+				break
+			}
+			if res := g.verify(t); session.Better(res.Verdict, best.Verdict) {
+				best = res
+			}
+		}
+		return best
 	}
 	if _, ok := session.CookieValue(r, g.RefreshHintCookie); ok {
 		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}

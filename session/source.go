@@ -37,6 +37,47 @@ func (s Source) Token(r *http.Request) string {
 	return v
 }
 
+// Tokens appends to buf every access token r carries and returns it: the
+// bearer token alone when there is one, else the value of every non-empty
+// cookie of that name. A browser sends several copies of a cookie when an
+// old deployment left one with another Domain or Path; the caller judges
+// them all and keeps the best verdict (docs/behaviour.md, "Verdicts").
+func (s Source) Tokens(r *http.Request, buf []string) []string {
+	if s.Bearer {
+		if h := r.Header["Authorization"]; len(h) > 0 {
+			if t := bearerToken(h[0]); t != "" {
+				return append(buf, t)
+			}
+		}
+	}
+	if s.Cookie == "" {
+		return buf
+	}
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			if v, ok := cookiePair(part, s.Cookie); ok && v != "" {
+				buf = append(buf, v)
+			}
+		}
+	}
+	return buf
+}
+
+// cookiePair returns the value of one "name=value" cookie pair when its
+// name is name, quotes removed.
+func cookiePair(part, name string) (string, bool) {
+	k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+	if !ok || k != name {
+		return "", false
+	}
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
+}
+
 // CookieValue returns the value of the first cookie called name, as
 // r.Cookie does, but without parsing (and allocating) every other cookie the
 // browser sends: it runs on every request.
@@ -45,15 +86,9 @@ func CookieValue(r *http.Request, name string) (string, bool) {
 		for len(line) > 0 {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
+			if v, ok := cookiePair(part, name); ok {
+				return v, true
 			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v, true
 		}
 	}
 	return "", false

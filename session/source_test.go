@@ -85,3 +85,45 @@ func BenchmarkSourceToken(b *testing.B) {
 		}
 	}
 }
+
+func TestSourceTokensEveryCopyOfTheCookie(t *testing.T) {
+	both := Source{Cookie: "sAccessToken", Bearer: true}
+	for _, tc := range []struct {
+		name, auth, cookies string
+		want                []string
+	}{
+		{"none", "", "other=x", nil},
+		{"one", "", "sAccessToken=a", []string{"a"}},
+		{"two copies, in order", "", "sAccessToken=a; other=x; sAccessToken=\"b\"", []string{"a", "b"}},
+		{"empty copies skipped", "", "sAccessToken=; sAccessToken=b", []string{"b"}},
+		{"the bearer header alone wins", "Bearer h", "sAccessToken=a; sAccessToken=b", []string{"h"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.auth != "" {
+				r.Header.Set("Authorization", tc.auth)
+			}
+			r.Header.Set("Cookie", tc.cookies)
+			got := both.Tokens(r, nil)
+			if len(got) != len(tc.want) {
+				t.Fatalf("Tokens = %q, want %q", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("Tokens = %q, want %q", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestBetterRanksValidOverExpiredOverInvalid(t *testing.T) {
+	order := []Verdict{Valid, Expired, KeysUnavailable, Invalid}
+	for i, a := range order {
+		for j, b := range order {
+			if got := Better(a, b); got != (i < j) {
+				t.Errorf("Better(%v, %v) = %v", a, b, got)
+			}
+		}
+	}
+}

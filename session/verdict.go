@@ -70,3 +70,24 @@ type Result struct {
 	// line or an error_description. It never contains the token.
 	Reason string
 }
+
+// Better reports whether a is a better verdict on a session than b, for a
+// request that carries several tokens: valid over expired over keys
+// unavailable over invalid (an unjudged token may yet be good).
+func Better(a, b Verdict) bool {
+	return verdictRank(a) > verdictRank(b)
+}
+
+func verdictRank(v Verdict) int {
+	switch v {
+	case Valid:
+		return 4
+	case Expired:
+		return 3
+	case KeysUnavailable:
+		return 2
+	case Invalid:
+		return 1
+	}
+	return 0
+}
