@@ -488,7 +488,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		g.setClaimHeaders(r, &res)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
-	if res.Verdict != session.Expired && g.isOptional(r) {
+	if (res.Verdict == session.Missing || res.Verdict == session.Invalid) && g.isOptional(r) {
 		publishAnonymous(r)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
