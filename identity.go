@@ -14,7 +14,7 @@ import (
 )
 
 // What the site behind the gate learns of the person (docs/behaviour.md,
-// "Identity for the site"): claim headers, optional paths, CORS preflights.
+// "The site behind the gate"): claim headers, optional paths, CORS preflights.
 
 // ClaimHeader sends a claim to the next handler as a request header.
 type ClaimHeader struct {
