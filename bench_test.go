@@ -52,14 +52,21 @@ func BenchmarkHandler(b *testing.B) {
 		nav          bool
 		want         int
 		cache        int
+		identity     bool // claim_header and authorize configured
 	}{
-		{"valid", valid, false, 200, 0},
-		{"valid-nocache", valid, false, 200, -1},
-		{"expired-api", expired, false, 401, 0},
-		{"interstitial", expired, true, 401, 0},
-		{"missing-redirect", "", true, 302, 0},
+		{"valid", valid, false, 200, 0, false},
+		{"valid-identity", valid, false, 200, 0, true},
+		{"valid-nocache", valid, false, 200, -1, false},
+		{"expired-api", expired, false, 401, 0, false},
+		{"interstitial", expired, true, 401, 0, false},
+		{"missing-redirect", "", true, 302, 0, false},
 	} {
-		g := provisionedGate(b, &Gate{Secrets: []string{testSecret}, TokenCache: c.cache})
+		g := &Gate{Secrets: []string{testSecret}, TokenCache: c.cache}
+		if c.identity {
+			g.ClaimHeaders = []ClaimHeader{{Claim: "sub", Header: "Remote-User"}, {Claim: "role", Header: "X-Role"}}
+			g.Authorize = []AuthorizeRule{{Paths: []string{"/docs/*"}, Require: []ClaimRequirement{{Claim: "role", Values: []string{"admin"}}}}}
+		}
+		provisionedGate(b, g)
 		req := httptest.NewRequest("GET", "/docs/page?q=1", nil)
 		if c.nav {
 			asNavigation(req)
