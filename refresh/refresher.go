@@ -276,7 +276,51 @@ func (r *Refresher) Refresh(ctx context.Context, refreshToken string) (Tokens, e
 // Revoke ends a session (sign-out). An unknown id is not an error. A store
 // failure wraps ErrStoreUnavailable.
 func (r *Refresher) Revoke(ctx context.Context, sessionID string) error {
-	return r.store.Revoke(ctx, sessionID)
+	_, err := r.RevokeSession(ctx, sessionID)
+	return err
+}
+
+// RevokeSession ends one session, as Revoke does; found is false when the
+// id is unknown (an admin API answers 404). A store failure wraps
+// ErrStoreUnavailable.
+func (r *Refresher) RevokeSession(ctx context.Context, sessionID string) (found bool, err error) {
+	found, err = r.store.RevokeSession(ctx, sessionID)
+	if found && err == nil {
+		if c := r.log.Check(zap.DebugLevel, "session revoked"); c != nil {
+			c.Write(zap.String("session_id", sessionID))
+		}
+	}
+	return found, err
+}
+
+// Sessions returns subject's live sessions (not revoked, not expired),
+// oldest first. A Session's RotatedAt is when it was last refreshed (zero
+// when never). A store failure wraps ErrStoreUnavailable.
+func (r *Refresher) Sessions(ctx context.Context, subject string) ([]Session, error) {
+	return r.store.Sessions(ctx, subject, r.now())
+}
+
+// RevokeSubject ends every session of subject ("sign out everywhere") and
+// returns how many were live. A store failure wraps ErrStoreUnavailable.
+func (r *Refresher) RevokeSubject(ctx context.Context, subject string) (int, error) {
+	n, err := r.store.RevokeSubject(ctx, subject, r.now())
+	if err == nil {
+		r.log.Info("all sessions of a subject revoked", zap.String("subject", subject), zap.Int("live", n))
+	}
+	return n, err
+}
+
+// WatchRevocations calls fn with every session revoked by any process
+// sharing the store (sign-out, an operator, theft), and until when one of
+// its access tokens may still pass verification: the revocation time plus
+// access_ttl (a verifier's leeway comes on top). It replays recent
+// revocations first, runs until ctx ends or the store closes, and follows
+// RevocationFeed's rules: fn may run concurrently and must be quick; an
+// error wrapping ErrStoreUnavailable means the watch is not in place yet
+// but goes on trying.
+func (r *Refresher) WatchRevocations(ctx context.Context, fn func(sid string, until time.Time)) error {
+	ttl := r.accessTTL
+	return r.store.WatchRevocations(ctx, func(sid string, at time.Time) { fn(sid, at.Add(ttl)) })
 }
 
 // mintAccess signs an access token for s at now.

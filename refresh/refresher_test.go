@@ -377,3 +377,43 @@ func decodeSegment(t *testing.T, tok string) string {
 	}
 	return string(b)
 }
+
+// TestRefreshSessionsOfASubject: the refresher lists a user's sessions with
+// their refresh times, revokes one (found or not) and all of them.
+func TestRefreshSessionsOfASubject(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	r := newTestRefresher(t, NewMemoryStore(), clock)
+	first, _ := r.Start(ctx, "alice", nil)
+	clock.Advance(time.Minute)
+	second, _ := r.Start(ctx, "alice", nil)
+	if _, err := r.Start(ctx, "bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := r.Refresh(ctx, second.Refresh); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := r.Sessions(ctx, "alice")
+	if err != nil || len(ss) != 2 || ss[0].ID != first.SessionID || ss[1].ID != second.SessionID {
+		t.Fatalf("alice's sessions %+v, %v", ss, err)
+	}
+	if !ss[0].RotatedAt.IsZero() || !ss[1].RotatedAt.Equal(clock.Now()) || !ss[1].Expires.Equal(clock.Now().Add(DefaultRefreshTTL)) {
+		t.Fatalf("refresh times %v %v, expiry %v", ss[0].RotatedAt, ss[1].RotatedAt, ss[1].Expires)
+	}
+	if found, err := r.RevokeSession(ctx, first.SessionID); !found || err != nil {
+		t.Fatalf("RevokeSession = %v, %v", found, err)
+	}
+	if found, err := r.RevokeSession(ctx, "no-such-session"); found || err != nil {
+		t.Fatalf("RevokeSession(unknown) = %v, %v", found, err)
+	}
+	if n, err := r.RevokeSubject(ctx, "alice"); n != 1 || err != nil {
+		t.Fatalf("RevokeSubject = %d, %v; want the 1 still live", n, err)
+	}
+	if _, err := r.Refresh(ctx, second.Refresh); !errors.Is(err, ErrUnknownSession) {
+		t.Fatalf("refresh after RevokeSubject: %v", err)
+	}
+	if ss, _ := r.Sessions(ctx, "bob"); len(ss) != 1 {
+		t.Fatalf("bob's sessions after alice's revocation: %+v", ss)
+	}
+}

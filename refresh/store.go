@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -130,10 +132,54 @@ type Store interface {
 	// after the step; it is zero for Unknown when nothing was found.
 	Rotate(ctx context.Context, r RotateRequest) (Session, Outcome, error)
 	// Revoke marks a session revoked. Revoking an unknown session is not an
-	// error: sign-out is idempotent.
+	// error: sign-out is idempotent. It is RevokeSession without the answer.
 	Revoke(ctx context.Context, id string) error
+	// RevokeSession marks a session revoked; found is false when the id is
+	// unknown (never created, or expired and swept). Revoking a revoked
+	// session again finds it and changes nothing.
+	RevokeSession(ctx context.Context, id string) (found bool, err error)
+	// Sessions returns the live (not revoked, not expired at now) sessions
+	// of subject, oldest (by Created) first; none is not an error.
+	Sessions(ctx context.Context, subject string, now time.Time) ([]Session, error)
+	// RevokeSubject revokes every session of subject and returns how many
+	// of them were live at now.
+	RevokeSubject(ctx context.Context, subject string, now time.Time) (int, error)
+	// Every revocation, theft (Reused) included, is told to the watchers
+	// of the store's revocation feed.
+	RevocationFeed
 	// Close releases the store; later calls fail with ErrStoreUnavailable.
 	Close() error
+}
+
+// RevocationFeed tells of revoked sessions, so that every process sharing a
+// store can refuse their access tokens before they expire.
+type RevocationFeed interface {
+	// WatchRevocations calls fn with the id of every session revoked from
+	// now on (sign-out, an operator, theft) by any process sharing the
+	// store, and when it was revoked, until ctx ends or the store closes.
+	// It first replays the revocations of the last RevocationReplay that
+	// the store remembers, so that a watcher started by a reload or a
+	// restart misses none whose access tokens may still be valid; a
+	// session may therefore be told more than once. fn may run on several
+	// goroutines at once and must return quickly.
+	//
+	// It returns once the watch is in place. An error wrapping
+	// ErrStoreUnavailable means the store could not be reached yet: the
+	// watch goes on by itself and catches up once it is.
+	WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error
+}
+
+// RevocationReplay is how far back WatchRevocations replays revocations.
+// It covers access tokens that live up to this long (access_ttl, 15m by
+// default); a longer access_ttl still gets every revocation told as it
+// happens, but one made longer ago than this before a watcher started is
+// not replayed to it.
+const RevocationReplay = time.Hour
+
+// revocation is one entry of a revocation feed.
+type revocation struct {
+	id string
+	at time.Time
 }
 
 // decideRotation is the decision every store makes, applied to a copy it has read
@@ -179,6 +225,22 @@ func decideRotation(s Session, r RotateRequest) (out Session, o Outcome, write b
 	}
 	s.Revoked = true
 	return s, Reused, true
+}
+
+// live tells whether a session may still refresh at now.
+func (s *Session) live(now time.Time) bool {
+	return !s.Revoked && now.Before(s.Expires)
+}
+
+// sortSessions puts the oldest session first (ties by id, so the order is
+// the same in every store).
+func sortSessions(ss []Session) {
+	slices.SortFunc(ss, func(a, b Session) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 func tokenHashEqual(a, b [32]byte) bool {

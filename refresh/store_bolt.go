@@ -31,6 +31,15 @@ const (
 var (
 	boltSessions = []byte("sessions") // id → encoded Session
 	boltExpiry   = []byte("expiry")   // expires (8 bytes, big endian ns) || id → nothing
+	// boltSubjects indexes sessions by user: subject || 0 || id → nothing.
+	// A subject may itself hold a 0 byte, so a prefix match is confirmed
+	// against the record's subject. Kept in the transactions that create
+	// and sweep sessions; revoked sessions stay until they expire.
+	boltSubjects = []byte("subjects")
+	// boltRevoked remembers recent revocations for WatchRevocations'
+	// replay: revoked at (8 bytes, big endian ns) || id → nothing. Written in
+	// the transaction that revokes, swept after RevocationReplay.
+	boltRevoked = []byte("revoked")
 )
 
 // boltFile is one open database, shared by every BoltStore of this process
@@ -44,6 +53,7 @@ type boltFile struct {
 	refs   int // guarded by boltFiles.mu
 	stop   chan struct{}
 	done   chan struct{}
+	feed   localFeed // every handle's revocations, told to every handle's watchers
 }
 
 var boltFiles = struct {
@@ -87,13 +97,7 @@ func OpenBoltStore(path string, logger *zap.Logger) (*BoltStore, error) {
 		}
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(boltSessions); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(boltExpiry)
-		return err
-	})
+	err = db.Update(createBoltBuckets)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
@@ -109,6 +113,31 @@ func OpenBoltStore(path string, logger *zap.Logger) (*BoltStore, error) {
 	boltFiles.m[key] = f
 	go f.sweepLoop()
 	return &BoltStore{f: f}, nil
+}
+
+// createBoltBuckets makes the buckets a new file lacks. A file written
+// before the subject index existed gets it built from its sessions here, so
+// that every session, old ones included, can be listed and revoked.
+func createBoltBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{boltSessions, boltExpiry, boltRevoked} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if tx.Bucket(boltSubjects) != nil {
+		return nil
+	}
+	idx, err := tx.CreateBucket(boltSubjects)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(boltSessions).ForEach(func(k, v []byte) error {
+		sub, err := boltRecordSubject(v)
+		if err != nil {
+			return nil // unreadable: Rotate treats it as unknown, the sweep deletes it
+		}
+		return idx.Put(boltSubjectKey(sub, string(k)), nil)
+	})
 }
 
 func (f *boltFile) sweepLoop() {
@@ -172,6 +201,9 @@ func (b *BoltStore) Create(_ context.Context, s *Session) error {
 		if err := tx.Bucket(boltSessions).Put([]byte(s.ID), v); err != nil {
 			return err
 		}
+		if err := tx.Bucket(boltSubjects).Put(boltSubjectKey(s.Subject, s.ID), nil); err != nil {
+			return err
+		}
 		return tx.Bucket(boltExpiry).Put(boltExpiryKey(s.Expires, s.ID), nil)
 	}))
 }
@@ -216,6 +248,11 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 		if err := tx.Bucket(boltSessions).Put([]byte(r.ID), nv); err != nil {
 			return err
 		}
+		if o == Reused {
+			if err := tx.Bucket(boltRevoked).Put(boltExpiryKey(r.Now, r.ID), nil); err != nil {
+				return err
+			}
+		}
 		if !out.Expires.Equal(s.Expires) {
 			ex := tx.Bucket(boltExpiry)
 			if err := ex.Delete(boltExpiryKey(s.Expires, r.ID)); err != nil {
@@ -233,6 +270,9 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 	}
 	if err := db.Update(decide); err != nil {
 		return Session{}, Unknown, storeUnavailable("rotate", err)
+	}
+	if o == Reused {
+		b.f.feed.publish([]revocation{{r.ID, r.Now}})
 	}
 	return out, o, nil
 }
@@ -268,17 +308,31 @@ func (b *BoltStore) get(_ context.Context, id string) (Session, bool, error) {
 }
 
 // Revoke implements Store.
-func (b *BoltStore) Revoke(_ context.Context, id string) error {
+func (b *BoltStore) Revoke(ctx context.Context, id string) error {
+	_, err := b.RevokeSession(ctx, id)
+	return err
+}
+
+// RevokeSession implements Store. The revocation is told to watchers as
+// made now by the wall clock: no clock is handed in, and the time only
+// bounds how long watchers remember it.
+func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
 	db, err := b.db()
 	if err != nil {
-		return storeUnavailable("revoke", err)
+		return false, storeUnavailable("revoke", err)
 	}
-	return storeUnavailable("revoke", db.Update(func(tx *bolt.Tx) error {
+	var (
+		found bool
+		revs  []revocation
+	)
+	err = db.Update(func(tx *bolt.Tx) error {
+		found, revs = false, nil
 		bk := tx.Bucket(boltSessions)
 		v := bk.Get([]byte(id))
 		if v == nil {
 			return nil
 		}
+		found = true
 		s, err := decodeBoltSession(id, v)
 		if err != nil {
 			return bk.Delete([]byte(id)) // unreadable: revoking means it must never work
@@ -286,13 +340,149 @@ func (b *BoltStore) Revoke(_ context.Context, id string) error {
 		if s.Revoked {
 			return nil
 		}
-		s.Revoked = true
-		nv, err := encodeBoltSession(&s)
+		r := revocation{id, time.Now()}
+		if err := revokeBolt(tx, &s, r); err != nil {
+			return err
+		}
+		revs = []revocation{r}
+		return nil
+	})
+	if err != nil {
+		return false, storeUnavailable("revoke", err)
+	}
+	b.f.feed.publish(revs)
+	return found, nil
+}
+
+// revokeBolt saves s revoked and remembers the revocation for replay.
+func revokeBolt(tx *bolt.Tx, s *Session, r revocation) error {
+	s.Revoked = true
+	nv, err := encodeBoltSession(s)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(boltSessions).Put([]byte(s.ID), nv); err != nil {
+		return err
+	}
+	return tx.Bucket(boltRevoked).Put(boltExpiryKey(r.at, r.id), nil)
+}
+
+// Sessions implements Store.
+func (b *BoltStore) Sessions(_ context.Context, subject string, now time.Time) ([]Session, error) {
+	db, err := b.db()
+	if err != nil {
+		return nil, storeUnavailable("sessions", err)
+	}
+	var out []Session
+	err = db.View(func(tx *bolt.Tx) error {
+		out = nil
+		return b.eachOfSubject(tx, subject, func(s Session) error {
+			if s.live(now) {
+				out = append(out, s)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, storeUnavailable("sessions", err)
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// RevokeSubject implements Store, in one transaction.
+func (b *BoltStore) RevokeSubject(_ context.Context, subject string, now time.Time) (int, error) {
+	db, err := b.db()
+	if err != nil {
+		return 0, storeUnavailable("revoke subject", err)
+	}
+	var (
+		n    int
+		revs []revocation
+	)
+	err = db.Update(func(tx *bolt.Tx) error {
+		n, revs = 0, nil
+		var revoke []Session
+		err := b.eachOfSubject(tx, subject, func(s Session) error {
+			if s.live(now) {
+				n++
+			}
+			if !s.Revoked {
+				revoke = append(revoke, s)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		return bk.Put([]byte(id), nv)
-	}))
+		// Written after the walk: a bbolt cursor must not see its bucket change.
+		for i := range revoke {
+			r := revocation{revoke[i].ID, now}
+			if err := revokeBolt(tx, &revoke[i], r); err != nil {
+				return err
+			}
+			revs = append(revs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, storeUnavailable("revoke subject", err)
+	}
+	b.f.feed.publish(revs)
+	return n, nil
+}
+
+// eachOfSubject calls fn with every readable stored session of subject,
+// revoked and expired ones included.
+func (b *BoltStore) eachOfSubject(tx *bolt.Tx, subject string, fn func(Session) error) error {
+	prefix := boltSubjectKey(subject, "")
+	ss := tx.Bucket(boltSessions)
+	c := tx.Bucket(boltSubjects).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix):])
+		v := ss.Get([]byte(id))
+		if v == nil {
+			continue
+		}
+		s, err := decodeBoltSession(id, v)
+		if err != nil {
+			b.f.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
+			continue
+		}
+		if s.Subject != subject { // a longer subject that holds a 0 byte
+			continue
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WatchRevocations implements RevocationFeed: revocations made through any
+// handle on this file, in this process, replayed from the file first (so
+// they survive a restart).
+func (b *BoltStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
+	db, err := b.db()
+	if err != nil {
+		return storeUnavailable("watch revocations", err)
+	}
+	var replay []revocation
+	from := boltExpiryKey(time.Now().Add(-RevocationReplay), "")
+	err = db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(boltRevoked).Cursor()
+		for k, _ := c.Seek(from); k != nil; k, _ = c.Next() {
+			if len(k) >= 8 {
+				replay = append(replay, revocation{string(k[8:]), fromBoltTime(binary.BigEndian.Uint64(k[:8]))})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storeUnavailable("watch revocations", err)
+	}
+	b.f.feed.watch(ctx, fn, replay)
+	return nil
 }
 
 // sweep deletes sessions that expired before now and returns how many. The
@@ -325,15 +515,26 @@ func sweepBolt(db *bolt.DB, now time.Time) (int, error) {
 			}
 			// Deleting after the walk: a bbolt cursor may skip an entry when
 			// the one under it is deleted.
+			idx := tx.Bucket(boltSubjects)
 			for _, k := range dead {
 				if err := ex.Delete(k); err != nil {
 					return err
+				}
+				if v := ss.Get(k[8:]); v != nil {
+					if sub, err := boltRecordSubject(v); err == nil {
+						if err := idx.Delete(boltSubjectKey(sub, string(k[8:]))); err != nil {
+							return err
+						}
+					}
 				}
 				if err := ss.Delete(k[8:]); err != nil {
 					return err
 				}
 			}
 			n = len(dead)
+			if n < boltSweepBatch {
+				return sweepBoltRevoked(tx, now)
+			}
 			return nil
 		})
 		total += n
@@ -341,6 +542,35 @@ func sweepBolt(db *bolt.DB, now time.Time) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// sweepBoltRevoked forgets revocations older than RevocationReplay.
+func sweepBoltRevoked(tx *bolt.Tx, now time.Time) error {
+	limit := boltTime(now.Add(-RevocationReplay))
+	rv := tx.Bucket(boltRevoked)
+	var old [][]byte
+	c := rv.Cursor()
+	for k, _ := c.First(); k != nil && len(old) < boltSweepBatch; k, _ = c.Next() {
+		if len(k) >= 8 && binary.BigEndian.Uint64(k[:8]) >= limit {
+			break
+		}
+		old = append(old, bytes.Clone(k))
+	}
+	for _, k := range old {
+		if err := rv.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// boltSubjectKey is subject || 0 || id, the key of the subject index; with
+// id "" it is the prefix of all of subject's keys.
+func boltSubjectKey(subject, id string) []byte {
+	k := make([]byte, 0, len(subject)+1+len(id))
+	k = append(k, subject...)
+	k = append(k, 0)
+	return append(k, id...)
 }
 
 func boltExpiryKey(t time.Time, id string) []byte {
@@ -404,6 +634,19 @@ func encodeBoltSession(s *Session) ([]byte, error) {
 	v = binary.AppendUvarint(v, uint64(len(s.Subject)))
 	v = append(v, s.Subject...)
 	return append(v, claims...), nil
+}
+
+// boltRecordSubject reads only the subject of a record, for the index.
+func boltRecordSubject(v []byte) (string, error) {
+	if len(v) < boltHeaderSize || v[0] != boltVersion {
+		return "", errors.New("unreadable record (version or length)")
+	}
+	rest := v[boltHeaderSize:]
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || uint64(len(rest)-w) < n {
+		return "", errors.New("unreadable record (subject)")
+	}
+	return string(rest[w : w+int(n)]), nil
 }
 
 func decodeBoltSession(id string, v []byte) (Session, error) {

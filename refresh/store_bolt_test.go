@@ -203,3 +203,47 @@ func TestStoreBoltCorruptRecord(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStoreBoltIndexBuiltForOldFile: a file written before the subject
+// index existed gets it on open, so its sessions can be listed and revoked.
+func TestStoreBoltIndexBuiltForOldFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	clock := newTestClock()
+	st, err := OpenBoltStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := newTestRefresher(t, st, clock).Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(boltSubjects); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(boltRevoked)
+	})
+	_ = db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	st, err = OpenBoltStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := newTestRefresher(t, st, clock)
+	if ss, err := r.Sessions(ctx, "alice"); err != nil || len(ss) != 1 || ss[0].ID != start.SessionID {
+		t.Fatalf("sessions of an old file: %+v, %v", ss, err)
+	}
+	if n, err := r.RevokeSubject(ctx, "alice"); err != nil || n != 1 {
+		t.Fatalf("RevokeSubject on an old file: %d, %v", n, err)
+	}
+}

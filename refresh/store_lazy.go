@@ -87,6 +87,68 @@ func (l *LazyStore) Revoke(ctx context.Context, id string) error {
 	return st.Revoke(ctx, id)
 }
 
+// RevokeSession implements Store.
+func (l *LazyStore) RevokeSession(ctx context.Context, id string) (bool, error) {
+	st, err := l.store()
+	if err != nil {
+		return false, err
+	}
+	return st.RevokeSession(ctx, id)
+}
+
+// Sessions implements Store.
+func (l *LazyStore) Sessions(ctx context.Context, subject string, now time.Time) ([]Session, error) {
+	st, err := l.store()
+	if err != nil {
+		return nil, err
+	}
+	return st.Sessions(ctx, subject, now)
+}
+
+// RevokeSubject implements Store.
+func (l *LazyStore) RevokeSubject(ctx context.Context, subject string, now time.Time) (int, error) {
+	st, err := l.store()
+	if err != nil {
+		return 0, err
+	}
+	return st.RevokeSubject(ctx, subject, now)
+}
+
+// WatchRevocations implements RevocationFeed. When the store cannot be
+// opened yet, it returns that error and keeps trying in the background
+// (every retryOpenAfter, until ctx ends or the store is closed), so that a
+// Caddy started while Redis is down hears of revocations once Redis is
+// back: the watch then replays what it missed.
+func (l *LazyStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
+	st, err := l.store()
+	if err == nil {
+		return st.WatchRevocations(ctx, fn)
+	}
+	go func() {
+		t := time.NewTicker(retryOpenAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := l.store()
+			if err == nil {
+				_ = st.WatchRevocations(ctx, fn) // a Redis watch retries by itself
+				return
+			}
+			l.mu.Lock()
+			closed := l.closed
+			l.mu.Unlock()
+			if closed {
+				return
+			}
+		}
+	}()
+	return err
+}
+
 // Close closes the store if it was ever opened, and keeps it from opening
 // afterwards. Closing twice is harmless.
 func (l *LazyStore) Close() error {

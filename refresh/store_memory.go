@@ -12,6 +12,9 @@ import (
 // needs no goroutine and runs only when sessions are being added.
 const memorySweepEvery = time.Minute
 
+// memoryRecentMax bounds the revocations kept for replay, whatever their age.
+const memoryRecentMax = 100_000
+
 var errStoreClosed = errors.New("store closed")
 
 // MemoryStore keeps sessions in this process only: they are lost on restart
@@ -21,13 +24,16 @@ var errStoreClosed = errors.New("store closed")
 type MemoryStore struct {
 	mu        sync.Mutex
 	sessions  map[string]*Session
+	bySubject map[string]map[string]struct{} // subject → ids of its stored sessions
+	recent    []revocation                   // oldest first, for WatchRevocations' replay
 	lastSweep time.Time
 	closed    bool
+	feed      localFeed
 }
 
 // NewMemoryStore returns an empty in-process store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{sessions: make(map[string]*Session)}
+	return &MemoryStore{sessions: make(map[string]*Session), bySubject: make(map[string]map[string]struct{})}
 }
 
 // Create implements Store.
@@ -43,25 +49,41 @@ func (m *MemoryStore) Create(_ context.Context, s *Session) error {
 		m.sweepLocked(s.Created)
 		m.lastSweep = s.Created
 	}
+	if old, ok := m.sessions[c.ID]; ok {
+		m.unindexLocked(old)
+	}
 	m.sessions[c.ID] = &c
+	ids := m.bySubject[c.Subject]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		m.bySubject[c.Subject] = ids
+	}
+	ids[c.ID] = struct{}{}
 	return nil
 }
 
 // Rotate implements Store.
 func (m *MemoryStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return Session{}, Unknown, storeUnavailable("rotate", errStoreClosed)
 	}
 	p, ok := m.sessions[r.ID]
 	if !ok {
+		m.mu.Unlock()
 		return Session{}, Unknown, nil
 	}
 	s, o, write := decideRotation(*p, r)
 	if write {
 		*p = s
 	}
+	var revs []revocation
+	if o == Reused {
+		revs = m.recordLocked(revocation{r.ID, r.Now})
+	}
+	m.mu.Unlock()
+	m.feed.publish(revs)
 	return s, o, nil
 }
 
@@ -81,16 +103,100 @@ func (m *MemoryStore) get(_ context.Context, id string) (Session, bool, error) {
 }
 
 // Revoke implements Store.
-func (m *MemoryStore) Revoke(_ context.Context, id string) error {
+func (m *MemoryStore) Revoke(ctx context.Context, id string) error {
+	_, err := m.RevokeSession(ctx, id)
+	return err
+}
+
+// RevokeSession implements Store. The revocation is told to watchers as
+// made now by the wall clock: no clock is handed in, and the time only
+// bounds how long watchers remember it.
+func (m *MemoryStore) RevokeSession(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false, storeUnavailable("revoke", errStoreClosed)
+	}
+	p, ok := m.sessions[id]
+	var revs []revocation
+	if ok && !p.Revoked {
+		p.Revoked = true
+		revs = m.recordLocked(revocation{id, time.Now()})
+	}
+	m.mu.Unlock()
+	m.feed.publish(revs)
+	return ok, nil
+}
+
+// Sessions implements Store.
+func (m *MemoryStore) Sessions(_ context.Context, subject string, now time.Time) ([]Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return storeUnavailable("revoke", errStoreClosed)
+		return nil, storeUnavailable("sessions", errStoreClosed)
 	}
-	if p, ok := m.sessions[id]; ok {
-		p.Revoked = true
+	var out []Session
+	for id := range m.bySubject[subject] {
+		if p := m.sessions[id]; p.live(now) {
+			c := *p
+			c.Claims = copySessionClaims(p.Claims)
+			out = append(out, c)
+		}
 	}
+	sortSessions(out)
+	return out, nil
+}
+
+// RevokeSubject implements Store.
+func (m *MemoryStore) RevokeSubject(_ context.Context, subject string, now time.Time) (int, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return 0, storeUnavailable("revoke subject", errStoreClosed)
+	}
+	var revs []revocation
+	n := 0
+	for id := range m.bySubject[subject] {
+		p := m.sessions[id]
+		if p.live(now) {
+			n++
+		}
+		if !p.Revoked {
+			p.Revoked = true
+			revs = append(revs, m.recordLocked(revocation{id, now})...)
+		}
+	}
+	m.mu.Unlock()
+	m.feed.publish(revs)
+	return n, nil
+}
+
+// WatchRevocations implements RevocationFeed: revocations made through
+// this store, in this process.
+func (m *MemoryStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return storeUnavailable("watch revocations", errStoreClosed)
+	}
+	replay := append([]revocation(nil), m.recent...)
+	m.mu.Unlock()
+	m.feed.watch(ctx, fn, replay)
 	return nil
+}
+
+// recordLocked remembers r for replay, forgetting what is older than
+// RevocationReplay before it, and returns r for publishing.
+func (m *MemoryStore) recordLocked(r revocation) []revocation {
+	m.recent = append(m.recent, r)
+	cut := 0
+	for cut < len(m.recent) && (r.at.Sub(m.recent[cut].at) > RevocationReplay || len(m.recent)-cut > memoryRecentMax) {
+		cut++
+	}
+	if cut > 0 {
+		m.recent = append(m.recent[:0], m.recent[cut:]...)
+	}
+	return []revocation{r}
 }
 
 // sweep drops sessions that expired before now and returns how many. Create
@@ -105,11 +211,21 @@ func (m *MemoryStore) sweepLocked(now time.Time) int {
 	n := 0
 	for id, s := range m.sessions {
 		if !now.Before(s.Expires) {
+			m.unindexLocked(s)
 			delete(m.sessions, id)
 			n++
 		}
 	}
 	return n
+}
+
+// unindexLocked removes s from its subject's index.
+func (m *MemoryStore) unindexLocked(s *Session) {
+	ids := m.bySubject[s.Subject]
+	delete(ids, s.ID)
+	if len(ids) == 0 {
+		delete(m.bySubject, s.Subject)
+	}
 }
 
 // Close implements Store: it forgets every session.
@@ -118,6 +234,7 @@ func (m *MemoryStore) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.sessions = nil
+	m.bySubject = nil
 	return nil
 }
 

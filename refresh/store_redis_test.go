@@ -219,3 +219,97 @@ func TestStoreRedisHung(t *testing.T) {
 		t.Fatalf("refresh after Redis resumed: %+v, %v", tk, err)
 	}
 }
+
+// TestStoreRedisUserIndexLayout: the user set outlives its sessions, a
+// rotation that moves a session past what its set was made to outlive
+// extends the set, and a session written before the index existed (no
+// member, no idx field) is indexed by its next rotation.
+func TestStoreRedisUserIndexLayout(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st := openTestRedis(t, srv, "")
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	clock := newTestClock()
+	sg, _ := NewHMACSigner(testSecret)
+	r, _ := NewRefresher(RefresherConfig{Store: st, Signer: sg, Now: clock.Now, RefreshTTL: time.Hour})
+	start, err := r.Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userKey, key := "session_gate:user:alice", "session_gate:session:"+start.SessionID
+	if ttl, _ := raw.PTTL(ctx, userKey).Result(); ttl < 2*time.Hour-time.Minute || ttl > 2*time.Hour {
+		t.Fatalf("user set TTL %v, want about twice the session's 1h", ttl)
+	}
+
+	// Within the slack no rotation touches the set (one extra round trip
+	// per refresh TTL, not per refresh)...
+	if err := raw.PExpire(ctx, userKey, 90*time.Minute).Err(); err != nil { // as if time had passed on Redis too
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Minute)
+	tk, err := r.Refresh(ctx, start.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := raw.PTTL(ctx, userKey).Result(); ttl > 90*time.Minute {
+		t.Fatalf("user set TTL %v after a rotation within the slack: touched", ttl)
+	}
+	// ... the first that moves the session past idx (created + 2h) does.
+	clock.Advance(50 * time.Minute)
+	if tk, err = r.Refresh(ctx, tk.Refresh); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := raw.PTTL(ctx, userKey).Result(); ttl < 2*time.Hour-time.Minute {
+		t.Fatalf("user set TTL after a rotation past idx: %v, want about 2h", ttl)
+	}
+
+	// A session from before the index.
+	if err := raw.Del(ctx, userKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.HDel(ctx, key, "idx").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ss, _ := r.Sessions(ctx, "alice"); len(ss) != 0 {
+		t.Fatalf("unindexed session listed: %+v", ss)
+	}
+	if _, err = r.Refresh(ctx, tk.Refresh); err != nil {
+		t.Fatal(err)
+	}
+	if ss, err := r.Sessions(ctx, "alice"); err != nil || len(ss) != 1 || ss[0].ID != start.SessionID {
+		t.Fatalf("after its rotation: %+v, %v", ss, err)
+	}
+}
+
+// TestStoreRedisRevocationFeedReconnects: after Redis restarts, a watcher
+// resubscribes by itself and hears revocations again.
+func TestStoreRedisRevocationFeedReconnects(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	a, b := openTestRedis(t, srv, "re:"), openTestRedis(t, srv, "re:")
+	w := watchRevocations(t, b)
+	srv.Stop()
+	srv.Restart()
+	clock := newTestClock()
+	r := newTestRefresher(t, a, clock)
+	var (
+		tk  Tokens
+		err error
+	)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if tk, err = r.Start(ctx, "alice", nil); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling for Redis to answer again
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := r.Revoke(ctx, tk.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	_, arrived := w.next(t, tk.SessionID, began.Add(10*time.Second))
+	t.Logf("revocation told %v after the revoke, Redis having restarted", arrived.Sub(began))
+}

@@ -13,10 +13,13 @@ import (
 	"time"
 )
 
-// storeMaker opens a fresh, empty store for one test and closes it after.
+// storeMaker opens a fresh, empty store for one test and closes it after;
+// pair opens two handles on one fresh store, as two Caddy instances (Redis)
+// or two configs of one process across a reload (memory, bolt) have.
 type storeMaker struct {
 	name string
 	open func(t testing.TB) Store
+	pair func(t testing.TB) (Store, Store)
 }
 
 func storeMakers() []storeMaker {
@@ -25,25 +28,42 @@ func storeMakers() []storeMaker {
 			s := NewMemoryStore()
 			t.Cleanup(func() { _ = s.Close() })
 			return s
+		}, func(t testing.TB) (Store, Store) {
+			s := NewMemoryStore()
+			t.Cleanup(func() { _ = s.Close() })
+			return s, s
 		}},
 		{"bolt", func(t testing.TB) Store {
-			s, err := OpenBoltStore(filepath.Join(t.TempDir(), "sessions.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
+			return openTestBolt(t, filepath.Join(t.TempDir(), "sessions.db"))
+		}, func(t testing.TB) (Store, Store) {
+			path := filepath.Join(t.TempDir(), "sessions.db")
+			return openTestBolt(t, path), openTestBolt(t, path)
 		}},
 		{"redis", func(t testing.TB) Store {
-			srv := startTestRedis(t)
-			s, err := OpenRedisStore(context.Background(), srv.URL(), fmt.Sprintf("test%d:", time.Now().UnixNano()), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
+			return openTestRedis(t, startTestRedis(t), fmt.Sprintf("test%d:", time.Now().UnixNano()))
+		}, func(t testing.TB) (Store, Store) {
+			srv, prefix := startTestRedis(t), fmt.Sprintf("test%d:", time.Now().UnixNano())
+			return openTestRedis(t, srv, prefix), openTestRedis(t, srv, prefix)
 		}},
 	}
+}
+
+func openTestBolt(t testing.TB, path string) *BoltStore {
+	s, err := OpenBoltStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func openTestRedis(t testing.TB, srv *testRedisServer, prefix string) *RedisStore {
+	s, err := OpenRedisStore(context.Background(), srv.URL(), prefix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // testClock is a settable clock. Its start is the real time (to the
