@@ -134,7 +134,7 @@ func newForbiddenPage(signoutPath, loginURL string) *forbiddenPage {
 			`@media (prefers-color-scheme:dark){body{background:#15171c;color:#e3e6ec}main{background:#22252d}}</style></head>` +
 			`<body><main><h1 id="t">You don't have access to this page</h1>` +
 			`<p>Your account is signed in but lacks the permission this page needs. Sign in as someone else?</p>` +
-			`<form method="post" action="` + html.EscapeString(signoutPath) + `"><button type="submit">Sign out</button></form>` +
+			`<form method="post" action="` + html.EscapeString(signoutPath) + `"><button id="signout" type="submit">Sign out</button></form>` +
 			`</main></body></html>`,
 		formAction: "'self'",
 	}

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/session-gate/session_gate/internal/browsertest"
 )
@@ -36,6 +38,7 @@ func TestBrowserIdentity(t *testing.T) {
 		{"HTMXExpiredTokenReloadsAndRefreshes", testHTMXExpiredTokenReloadsAndRefreshes},
 		{"HTMXMissingSessionGoesToLogin", testHTMXMissingSessionGoesToLogin},
 		{"LoginOnAnotherHost", testLoginOnAnotherHost},
+		{"ForbiddenPageSignsOut", testForbiddenPageSignsOut},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, browsertest.NewProfile(t, browser)) })
 	}
@@ -254,4 +257,35 @@ func domainCookies(t *testing.T, tab context.Context, base string) map[string]*n
 		m[c.Name] = c
 	}
 	return m
+}
+
+// A person without the role a path needs sees the 403 page (its CSP holds:
+// NewTab fails the test on a violation), and its button signs them out.
+func testForbiddenPageSignsOut(t *testing.T, profile context.Context) {
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		authorize /admin/* {
+			role admin
+		}
+		refresher {
+			store memory
+		}
+	}
+`+loginHandle+`
+	respond "admin area"
+`)
+	tab := browsertest.NewTab(t, profile)
+	reqs := browsertest.RecordRequests(t, tab)
+	setCookie(t, tab, base, "sAccessToken", token(t, jwt.MapClaims{"sub": "bob", "role": "user", "exp": time.Now().Add(time.Hour).Unix()}), "/")
+	browsertest.Open(t, tab, base+"/admin/users")
+	browsertest.WaitJS(t, tab, where, "/admin/users You don't have access to this page")
+	reqs.Wait(t, "GET /admin/users 403")
+	browsertest.WaitJS(t, tab, `getComputedStyle(document.querySelector("main")).borderRadius`, "12px") // the nonce'd style applies
+	click(t, tab, "signout")
+	reqs.Wait(t, "POST /signout 303")
+	browsertest.WaitJS(t, tab, where, "/login Please sign in")
+	if _, ok := cookies(t, tab, base)["sAccessToken"]; ok {
+		t.Error("the access token cookie is still there after sign-out")
+	}
 }

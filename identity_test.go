@@ -44,9 +44,9 @@ func identityClaims() jwt.MapClaims {
 // headersReceived asks the site for target with every spoofed Remote-User
 // spelling (sent byte for byte, not canonicalised) and returns the headers
 // the upstream saw.
-func headersReceived(t *testing.T, base, target, cookie string) http.Header {
+func headersReceived(t *testing.T, base, method, target, cookie string) http.Header {
 	t.Helper()
-	req := asAPI(newRequest(t, "GET", base+target, nil))
+	req := asAPI(newRequest(t, method, base+target, nil))
 	for _, s := range spoofs {
 		req.Header[s] = []string{"mallory"}
 	}
@@ -79,6 +79,7 @@ func remoteUsers(h http.Header) []string {
 // TestClaimHeadersReachTheUpstreamAndSpoofsNever runs the "headers to a
 // backend" recipe of the README.
 func TestClaimHeadersReachTheUpstreamAndSpoofsNever(t *testing.T) {
+	echo := echoUpstream(t)
 	base := site(t, `
 	session_gate {
 		secret "`+testSecret+`"
@@ -88,25 +89,28 @@ func TestClaimHeadersReachTheUpstreamAndSpoofsNever(t *testing.T) {
 		claim_header email X-Email
 		public /public/*
 		optional /maybe/*
+		refresh_upstream `+echo+`
 	}
-	reverse_proxy `+echoUpstream(t)+` {
+	reverse_proxy `+echo+` {
 		header_up X-Placeholder-Groups {http.auth.user.groups}
 		header_up X-Placeholder-Roles {http.auth.user.realm_access.roles}
 	}
 `)
 	valid := token(t, identityClaims())
 	for _, c := range []struct {
-		target, cookie string
-		want           []string // the Remote-User values the upstream may see
+		method, target, cookie string
+		want                   []string // the Remote-User values the upstream may see
 	}{
-		{"/app", valid, []string{"alice"}},
-		{"/public/page", valid, nil},
-		{"/public/page", "", nil},
-		{"/maybe/page", valid, []string{"alice"}},
-		{"/maybe/page", "", nil},
-		{"/maybe/page", "not.a.token", nil},
+		{"GET", "/app", valid, []string{"alice"}},
+		{"GET", "/public/page", valid, nil},
+		{"GET", "/public/page", "", nil},
+		{"GET", "/maybe/page", valid, []string{"alice"}},
+		{"GET", "/maybe/page", "", nil},
+		{"GET", "/maybe/page", "not.a.token", nil},
+		{"POST", "/refreshsession", valid, nil}, // through refresh_upstream
+		{"POST", "/signout", valid, nil},        // passed to the site with refresh_upstream
 	} {
-		h := headersReceived(t, base, c.target, c.cookie)
+		h := headersReceived(t, base, c.method, c.target, c.cookie)
 		if got := remoteUsers(h); fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("%s (token %v): Remote-User values %q, want %q", c.target, c.cookie != "", got, c.want)
 		}
