@@ -17,9 +17,11 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/maypok86/otter/v2"
@@ -204,7 +206,7 @@ func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", csp(d.Nonce))
+	h.Set("Content-Security-Policy", csp(d.Nonce, loginOrigin(d.LoginURL)))
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Add("Vary", "Accept-Encoding")
 	if gzipped {
@@ -249,8 +251,28 @@ func (p *Page) Close() {
 // refresh fetch and form re-submission to this origin, and the data: favicon
 // that stops the browser from requesting /favicon.ico through the gate.
 // Nothing may frame the page, and no <base> may redirect its relative URLs.
-func csp(nonce string) string {
+//
+// loginOrigin, when login is on another host, is allowed as a form target
+// too: the <noscript> form's failed refresh is redirected there, and CSP
+// checks a form's redirects.
+func csp(nonce, loginOrigin string) string {
 	n := "'nonce-" + nonce + "'"
+	formAction := "'self'"
+	if loginOrigin != "" {
+		formAction += " " + loginOrigin
+	}
 	return "default-src 'none'; script-src " + n + "; style-src " + n +
-		"; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+		"; img-src data:; connect-src 'self'; form-action " + formAction + "; base-uri 'none'; frame-ancestors 'none'"
+}
+
+// loginOrigin is the scheme and host of an absolute login URL; "" for a path.
+func loginOrigin(loginURL string) string {
+	if strings.HasPrefix(loginURL, "/") {
+		return ""
+	}
+	u, err := url.Parse(loginURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -596,3 +596,21 @@ func TestMissingTemplateNamesItsPathOnce(t *testing.T) {
 		t.Fatalf("error names the path %d times: %v", n, err)
 	}
 }
+
+// TestServeFormActionAllowsLoginElsewhere: the <noscript> form's failed
+// refresh is redirected to login, and CSP's form-action checks that hop, so
+// a login on another host is allowed as well; a login path adds nothing.
+func TestServeFormActionAllowsLoginElsewhere(t *testing.T) {
+	p := mustNew(t, "")
+	for loginURL, want := range map[string]string{
+		"/login?redirectToPath=%2F": "form-action 'self';",
+		"https://auth.example.test:8443/login?redirectToPath=https%3A%2F%2Fapp.example.test%2F": "form-action 'self' https://auth.example.test:8443;",
+		"javascript:alert(1)": "form-action 'self';",
+	} {
+		d := sampleData()
+		d.LoginURL = loginURL
+		if csp := serve(t, p, d).Header().Get("Content-Security-Policy"); !strings.Contains(csp, want) {
+			t.Errorf("login %s: CSP %q lacks %q", loginURL, csp, want)
+		}
+	}
+}
