@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/session-gate/session_gate/internal/redistest"
 )
 
 // redisTestSession starts a redis-server, a store on it under prefix (closed
@@ -312,4 +314,70 @@ func TestStoreRedisRevocationFeedReconnects(t *testing.T) {
 	}
 	_, arrived := w.next(t, tk.SessionID, began.Add(10*time.Second))
 	t.Logf("revocation told %v after the revoke, Redis having restarted", arrived.Sub(began))
+}
+
+// TestStoreRedisClusterIndexAndFeed: on a three-master Redis Cluster, where
+// one user's sessions hash to different slots, the user index lists them
+// all, RevokeSubject reaches every one, and a revocation made through one
+// store is told to another store's watcher within 1 s.
+func TestStoreRedisClusterIndexAndFeed(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t)
+	open := func() *RedisStore {
+		st, err := OpenRedisStore(ctx, cluster.URL(), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	a, b := open(), open()
+	w := watchRevocations(t, b)
+	clock := newTestClock()
+	r := newTestRefresher(t, a, clock)
+
+	var ids []string
+	nodes := map[string]bool{}
+	for range 8 {
+		tk, err := r.Start(ctx, "alice", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Refresh(ctx, tk.Refresh); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.SessionID)
+		slot, err := cluster.KeySlot(a.key(tk.SessionID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[cluster.Owner(slot).Addr()] = true
+		clock.Advance(time.Second)
+	}
+	if len(nodes) < 2 {
+		t.Fatalf("8 sessions on %d node(s): the test needs them spread", len(nodes))
+	}
+	ss, err := newTestRefresher(t, b, clock).Sessions(ctx, "alice")
+	if err != nil || len(ss) != len(ids) {
+		t.Fatalf("alice's sessions through B: %d, %v; want %d", len(ss), err, len(ids))
+	}
+	for i, s := range ss {
+		if s.ID != ids[i] {
+			t.Fatalf("session %d is %s, want %s (oldest first)", i, s.ID, ids[i])
+		}
+	}
+
+	began := time.Now()
+	n, err := r.RevokeSubject(ctx, "alice")
+	if err != nil || n != len(ids) {
+		t.Fatalf("RevokeSubject = %d, %v", n, err)
+	}
+	var last time.Time
+	for _, id := range ids {
+		_, last = w.next(t, id, began.Add(time.Second))
+	}
+	t.Logf("cluster: %d revocations told to the other store %v after RevokeSubject began", len(ids), last.Sub(began))
+	if ss, _ := r.Sessions(ctx, "alice"); len(ss) != 0 {
+		t.Fatalf("sessions after RevokeSubject: %d", len(ss))
+	}
 }
