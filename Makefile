@@ -4,10 +4,12 @@
 
 GO ?= go
 
-.PHONY: test deps vet demo bench benchgo
+.PHONY: test deps vet demo bench benchgo fuzz
 
+# Every package under the race detector; the fuzz targets' seed corpora run
+# as ordinary tests.
 test: deps vet
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 deps:
 	./scripts/test-deps.sh
@@ -28,3 +30,22 @@ benchgo:
 bench:
 	./scripts/test-deps.sh --bench
 	./bench/run.sh
+
+# Each native fuzz target for FUZZTIME, one after another (nice: the machine
+# is shared). New interesting inputs land in the build cache's corpus; a
+# failure is written to the package's testdata/fuzz/<target>/.
+FUZZTIME ?= 5m
+FUZZ_TARGETS = \
+	.:FuzzSafeReturnPath \
+	.:FuzzStartSession \
+	.:FuzzParseCaddyfile \
+	./session:FuzzVerify \
+	./refresh:FuzzParseRefresh \
+	./interstitial:FuzzCaptureForm
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		nice -n 10 $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
