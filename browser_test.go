@@ -163,14 +163,16 @@ func expireSession(t *testing.T, tab context.Context, base, refreshToken string)
 	return expired
 }
 
-// settle gives a page that misbehaves time to do it: a second refresh, a
-// reload loop.
-func settle() { time.Sleep(500 * time.Millisecond) }
-
 // checkOneRefresh asserts that the auth backend got exactly one refresh POST,
-// with the browser's refresh cookie.
+// with the browser's refresh cookie. It is called once the page the
+// interstitial led to has loaded: the interstitial, whose script is the only
+// one that refreshes, is gone by then, so no later refresh can come.
 func checkOneRefresh(t *testing.T, auth *authBackend, refreshToken string) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(auth.recorded()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling, with a deadline
+	}
 	calls := auth.recorded()
 	if len(calls) != 1 {
 		t.Fatalf("the auth backend got %d calls, want 1: %+v", len(calls), calls)
@@ -180,8 +182,17 @@ func checkOneRefresh(t *testing.T, auth *authBackend, refreshToken string) {
 	}
 }
 
+// checkRequests asserts how many requests of each kind the tab made. The
+// browser reports a response a moment after the page shows it, so each count
+// is first waited for (polling, with a deadline), then compared exactly.
 func checkRequests(t *testing.T, reqs *browsertest.Requests, want map[string]int) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for prefix, n := range want {
+		for reqs.Count(prefix) < n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	for prefix, n := range want {
 		if got := reqs.Count(prefix); got != n {
 			t.Errorf("%d × %q, want %d; the tab's requests: %q", got, prefix, n, reqs.List())
@@ -220,7 +231,6 @@ func testExpiredTokenRefreshesThroughUpstream(t *testing.T, browser context.Cont
 
 	browsertest.Open(t, tab, base+"/docs/page?x=1#top")
 	browsertest.WaitJS(t, tab, where, "/docs/page?x=1#top protected content for alice")
-	settle()
 	checkOneRefresh(t, auth, "rt-1")
 	checkRequests(t, reqs, map[string]int{
 		"GET /docs/page?x=1 401":   1, // the interstitial
@@ -241,7 +251,6 @@ func testRefreshRefusedGoesToLogin(t *testing.T, browser context.Context) {
 
 	browsertest.Open(t, tab, base+"/docs/page?x=1")
 	browsertest.WaitJS(t, tab, where, "/login?redirectToPath=%2Fdocs%2Fpage%3Fx%3D1 Please sign in")
-	settle()
 	checkOneRefresh(t, auth, "rt-revoked")
 }
 
@@ -292,7 +301,6 @@ func testTabsExpiringTogetherRefreshOnce(t *testing.T, browser context.Context) 
 	for i, tab := range tabs {
 		browsertest.WaitJS(t, tab, where, fmt.Sprintf("/docs/page?tab=%d protected content for alice", i))
 	}
-	settle()
 	checkOneRefresh(t, auth, "rt-1")
 	for i, reqs := range logs {
 		checkRequests(t, reqs, map[string]int{fmt.Sprintf("GET /docs/page?tab=%d 401", i): 1})
@@ -385,7 +393,6 @@ func testFormPostSurvivesRefresh(t *testing.T, browser context.Context) {
 	}
 
 	browsertest.WaitJS(t, tab, where, fmt.Sprintf("/submit?draft=1 saved %d fields for alice", len(formFields)))
-	settle()
 	checkOneRefresh(t, auth, "rt-1")
 	checkRequests(t, reqs, map[string]int{
 		"POST /submit?draft=1 401": 1, // the interstitial, holding the fields
@@ -437,7 +444,6 @@ func testNoScriptFormRefreshes(t *testing.T, browser context.Context) {
 		t.Fatalf("the <noscript> form's refresh POST was answered %q, want a 303 back to the page", strings.TrimPrefix(got, "POST /refreshsession "))
 	}
 	browsertest.WaitJS(t, tab, where, "/docs/page?x=1 protected content for alice")
-	settle()
 	checkOneRefresh(t, auth, "rt-1")
 	if c := auth.recorded()[0]; c.contentType != "application/x-www-form-urlencoded" || c.body != "redirectToPath=%2Fdocs%2Fpage%3Fx%3D1" {
 		t.Errorf("the auth backend got Content-Type %q, body %q: the form must reach it whole", c.contentType, c.body)
@@ -453,7 +459,8 @@ func testNoScriptFormRefreshes(t *testing.T, browser context.Context) {
 // browser: login through Session-Gate-Issue, a protected page, expiry,
 // the interstitial's refresh, sign-out, and a revoked refresh token.
 func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) {
-	const accessTTL = 2 * time.Second
+	const accessTTL = time.Minute
+	advance := fakeClock(t) // the access token expires when the test says so
 	base := site(t, `
 	session_gate {
 		secret "`+testSecret+`"
@@ -503,10 +510,9 @@ func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) 
 	}
 
 	// The access token expires; the next page goes through the interstitial.
-	time.Sleep(accessTTL + 200*time.Millisecond)
+	advance(accessTTL + time.Second)
 	browsertest.Open(t, tab, base+"/other?y=1")
 	browsertest.WaitJS(t, tab, where, "/other?y=1 Hello, Alice (alice)")
-	settle()
 	checkRequests(t, reqs, map[string]int{
 		"GET /other?y=1 401":       1,
 		"POST /refreshsession 200": 1,

@@ -252,13 +252,14 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 func (g *Gate) provisionVerifier(ctx caddy.Context, keys session.VerifierConfig) error {
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
+	keys.Now = gateClock
 	v, err := session.NewVerifier(vctx, keys)
 	if err != nil {
 		return fmt.Errorf("session_gate: %w", err)
 	}
 	g.verify = v.Verify
 	if g.TokenCache >= 0 {
-		if g.cache, err = session.NewCache(v, g.TokenCache, nil); err != nil {
+		if g.cache, err = session.NewCache(v, g.TokenCache, gateClock); err != nil {
 			return fmt.Errorf("session_gate: token_cache: %w", err)
 		}
 		g.verify = g.cache.Verify

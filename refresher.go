@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -96,6 +97,19 @@ func (rc *RefresherConfig) hasKey() bool {
 	return rc.Secret != "" || rc.PrivateKey != nil
 }
 
+// clockOverride replaces time.Now as the clock of the gates' verifiers,
+// token caches and refreshers when set: tests move it past reuse_grace or
+// an access token's exp instead of sleeping through them.
+var clockOverride atomic.Pointer[func() time.Time]
+
+// gateClock is the time the gates go by (verdicts, rotation, grace, expiry).
+func gateClock() time.Time {
+	if now := clockOverride.Load(); now != nil {
+		return (*now)()
+	}
+	return time.Now()
+}
+
 // refresher is the provisioned internal refresher: the endpoints that start,
 // rotate and end sessions, with settings of their own.
 type refresher struct {
@@ -152,6 +166,7 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		Issuer:     set.issuer,
 		Audience:   set.audience,
 		Logger:     logger,
+		Now:        gateClock,
 	})
 	if err != nil {
 		_ = store.Close()
