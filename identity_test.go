@@ -478,3 +478,33 @@ func TestReturnValueSameHostIsThePath(t *testing.T) {
 		t.Errorf("another host: %q", got)
 	}
 }
+
+// TestAuthorizeWithoutPaths: a block without patterns holds everywhere the
+// gate checks a token, but not on public paths, which are not checked.
+func TestAuthorizeWithoutPaths(t *testing.T) {
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		public /about
+		authorize {
+			email_verified true
+		}
+	}
+	respond "ok"
+`)
+	verified := token(t, jwt.MapClaims{"sub": "ada", "email_verified": true, "exp": time.Now().Add(time.Hour).Unix()})
+	unverified := token(t, jwt.MapClaims{"sub": "bob", "email_verified": false, "exp": time.Now().Add(time.Hour).Unix()})
+	for _, c := range []struct {
+		target, cookie string
+		want           int
+	}{
+		{"/anything", verified, 200},
+		{"/anything", unverified, 403},
+		{"/deep/down/page", unverified, 403},
+		{"/about", unverified, 200},
+	} {
+		if got := do(t, withCookie(asAPI(newRequest(t, "GET", base+c.target, nil)), "sAccessToken", c.cookie)); got.status != c.want {
+			t.Errorf("%s: status %d, want %d", c.target, got.status, c.want)
+		}
+	}
+}
