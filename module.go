@@ -481,11 +481,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	res := g.judge(r)
 	countVerdict[res.Verdict].Inc()
 	if res.Verdict == session.Valid {
+		publishUser(r, res) // first, so that the access log of a 403 names the user
 		if !g.authorized(r, &res) {
 			g.logDenial(r, session.Result{Verdict: res.Verdict, Reason: "authorize refused the claims"})
 			return g.serveForbidden(w, r)
 		}
-		publishUser(r, res)
 		g.setClaimHeaders(r, &res)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
