@@ -335,7 +335,15 @@ func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
 		found = true
 		s, err := decodeBoltSession(id, v)
 		if err != nil {
-			return bk.Delete([]byte(id)) // unreadable: revoking means it must never work
+			// Unreadable: revoking means it must never work. Its index entry
+			// goes too when the subject can still be read; its expiry entry
+			// stays for the sweep, which finds nothing left to delete.
+			if sub, err := boltRecordSubject(v); err == nil {
+				if err := tx.Bucket(boltSubjects).Delete(boltSubjectKey(sub, id)); err != nil {
+					return err
+				}
+			}
+			return bk.Delete([]byte(id))
 		}
 		if s.Revoked {
 			return nil

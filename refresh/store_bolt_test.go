@@ -1,6 +1,7 @@
 package refresh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -202,6 +203,23 @@ func TestStoreBoltCorruptRecord(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A record whose claims no longer decode leaves the user index with it.
+	now := time.Now()
+	s := Session{ID: "bad-claims", Subject: "alice", Created: now, Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.f.db.Update(func(tx *bolt.Tx) error {
+		v := append(bytes.Clone(tx.Bucket(boltSessions).Get([]byte(s.ID))), "{not json"...)
+		return tx.Bucket(boltSessions).Put([]byte(s.ID), v)
+	})
+	if found, err := st.RevokeSession(ctx, s.ID); !found || err != nil {
+		t.Fatalf("RevokeSession of a record with broken claims: %v, %v", found, err)
+	}
+	if ids := indexedIDs(t, st, "alice"); len(ids) != 0 {
+		t.Fatalf("index after revoking an unreadable record: %v", ids)
+	}
 }
 
 // TestStoreBoltIndexBuiltForOldFile: a file written before the subject

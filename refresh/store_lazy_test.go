@@ -3,6 +3,8 @@ package refresh
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -91,5 +93,50 @@ func TestLazyStoreCloseClosesTheOpenedStore(t *testing.T) {
 	}
 	if err := l.Revoke(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Revoke after Close: %v", err)
+	}
+}
+
+// TestLazyStoreWatchesOnceOpen: a watch asked for while the store cannot
+// open (Redis down at boot) is put in place once it opens, and hears the
+// revocations made after that.
+func TestLazyStoreWatchesOnceOpen(t *testing.T) {
+	ctx := context.Background()
+	var fail atomic.Bool
+	fail.Store(true)
+	l := NewLazyStore(func() (Store, error) {
+		if fail.Load() {
+			return nil, errors.New("redis down")
+		}
+		return NewMemoryStore(), nil
+	})
+	t.Cleanup(func() { _ = l.Close() })
+	got := make(chan string, 10)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := l.WatchRevocations(wctx, func(sid string, _ time.Time) { got <- sid }); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("watch on a store that cannot open: %v, want ErrStoreUnavailable", err)
+	}
+	fail.Store(false)
+	now := time.Now()
+	// The watch retries every retryOpenAfter; revoke until it hears one.
+	deadline := time.Now().Add(5 * retryOpenAfter)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("s%d", i)
+		s := &Session{ID: id, Subject: "alice", Created: now, Expires: now.Add(time.Hour)}
+		err := l.Create(ctx, s)
+		if err == nil {
+			err = l.Revoke(ctx, id)
+		}
+		if err != nil && !errors.Is(err, ErrStoreUnavailable) { // unavailable: within the pause after a failure
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch never started after the store opened")
+		}
 	}
 }

@@ -1,0 +1,42 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkRevoke measures one sign-out: the store's revocation, and with
+// it whatever tells other processes (the revocation feed).
+func BenchmarkRevoke(b *testing.B) {
+	for _, mk := range storeMakers() {
+		b.Run(mk.name, func(b *testing.B) {
+			ctx := context.Background()
+			st := mk.open(b)
+			now := newTestClock().Now()
+			var ids []string
+			next := func() string {
+				if len(ids) == 0 {
+					b.StopTimer()
+					for i := range 1000 {
+						s := Session{ID: fmt.Sprintf("bench-%d-%d", b.N, i), Subject: "bench", Created: now, Expires: now.Add(testTTL)}
+						if err := st.Create(ctx, &s); err != nil {
+							b.Fatal(err)
+						}
+						ids = append(ids, s.ID)
+					}
+					b.StartTimer()
+				}
+				id := ids[len(ids)-1]
+				ids = ids[:len(ids)-1]
+				return id
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := st.Revoke(ctx, next()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
