@@ -47,21 +47,28 @@ var okNext = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 func BenchmarkHandler(b *testing.B) {
 	valid := token(b, validClaims())
 	expired := token(b, expiredClaims())
+	// A refresher's token names its session: with a refresher the gate also
+	// looks the sid up among revoked sessions.
+	withSID := validClaims()
+	withSID["sid"] = "0123456789abcdef0123456789abcdef"
+	validWithSID := token(b, withSID)
 	for _, c := range []struct {
 		name, cookie string
 		nav          bool
 		want         int
 		cache        int
-		identity     bool // claim_header and authorize configured
+		identity     bool             // claim_header and authorize configured
+		refresher    *RefresherConfig // with a refresher, the revoked-session lookup is on
 	}{
-		{"valid", valid, false, 200, 0, false},
-		{"valid-identity", valid, false, 200, 0, true},
-		{"valid-nocache", valid, false, 200, -1, false},
-		{"expired-api", expired, false, 401, 0, false},
-		{"interstitial", expired, true, 401, 0, false},
-		{"missing-redirect", "", true, 302, 0, false},
+		{"valid", valid, false, 200, 0, false, nil},
+		{"valid-identity", valid, false, 200, 0, true, nil},
+		{"valid-refresher", validWithSID, false, 200, 0, false, &RefresherConfig{Store: StoreConfig{Type: "memory"}}},
+		{"valid-nocache", valid, false, 200, -1, false, nil},
+		{"expired-api", expired, false, 401, 0, false, nil},
+		{"interstitial", expired, true, 401, 0, false, nil},
+		{"missing-redirect", "", true, 302, 0, false, nil},
 	} {
-		g := &Gate{Secrets: []string{testSecret}, TokenCache: c.cache}
+		g := &Gate{Secrets: []string{testSecret}, TokenCache: c.cache, Refresher: c.refresher}
 		if c.identity {
 			g.ClaimHeaders = []ClaimHeader{{Claim: "sub", Header: "Remote-User"}, {Claim: "role", Header: "X-Role"}}
 			g.Authorize = []AuthorizeRule{{Paths: []string{"/docs/*"}, Require: []ClaimRequirement{{Claim: "role", Values: []string{"admin"}}}}}
