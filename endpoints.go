@@ -38,8 +38,9 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyht
 
 // serveSignout answers signout_path with the internal refresher: it revokes
 // the session named by the access token (an expired one too, when its
-// signature checks) and clears the cookies. Without a refresher the site (or
-// the auth backend behind it) owns sign-out.
+// signature checks), or with everywhere=1 every session of its user, and
+// clears the cookies. Without a refresher the site (or the auth backend
+// behind it) owns sign-out.
 func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if status := endpointRefusal(r); status != 0 {
 		return refuse(w, status)
@@ -47,7 +48,14 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.refresher == nil {
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
-	if err := g.refresher.revoke(r.Context(), g.sessionID(r)); err != nil {
+	sid, sub := g.signedSession(r)
+	var err error
+	if sub != "" && wantsEverywhere(r) {
+		err = g.refresher.signOutEverywhere(r.Context(), sid, sub)
+	} else {
+		err = g.refresher.revoke(r.Context(), sid)
+	}
+	if err != nil {
 		return writeStoreDown(w)
 	}
 	g.refresher.cookies.clear(w, r)
@@ -57,13 +65,32 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 	return writeJSON(w, http.StatusOK, bodyOK)
 }
 
-// sessionID is the "sid" of the request's access token when its signature
-// checks (valid or expired), else "".
-func (g *Gate) sessionID(r *http.Request) string {
+// signedSession is the "sid" and "sub" of the request's access token when
+// its signature checks (valid or expired), else "".
+func (g *Gate) signedSession(r *http.Request) (sid, sub string) {
 	if res := g.judge(r); res.Verdict == session.Valid || res.Verdict == session.Expired {
-		return res.SessionID
+		return res.SessionID, res.Subject
 	}
-	return ""
+	return "", ""
+}
+
+// wantsEverywhere reports whether a sign-out asks to end every session of
+// the user: everywhere=1 in the query or in an urlencoded form body (the
+// body is put back).
+func wantsEverywhere(r *http.Request) bool {
+	if r.URL.Query().Get("everywhere") == "1" {
+		return true
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return false
+	}
+	fields, _ := interstitial.CaptureForm(r, maxEndpointForm)
+	for _, f := range fields {
+		if f.Name == "everywhere" {
+			return f.Value == "1"
+		}
+	}
+	return false
 }
 
 // endpointRefusal decides whether a request may use refresh_path or

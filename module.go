@@ -33,6 +33,9 @@ func init() {
 	caddy.RegisterModule(Gate{})
 }
 
+// reasonRevoked is why a valid token of a revoked session is refused.
+const reasonRevoked = "session revoked"
+
 // Defaults, as docs/behaviour.md fixes them.
 const (
 	DefaultCookie            = "sAccessToken"
@@ -160,7 +163,8 @@ type Gate struct {
 	issueHeader string
 	upstream    caddyhttp.MiddlewareHandler
 	refresher   *refresher
-	jwksPath    string // where the refresher publishes its public key; "" when it does not
+	revoked     *revokedSessions // the refresher's revoked sessions; nil without a refresher
+	jwksPath    string           // where the refresher publishes its public key; "" when it does not
 	cancel      context.CancelFunc
 	logger      *zap.Logger
 
@@ -243,6 +247,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("session_gate: refresher: %w", err)
 		}
 		g.jwksPath = g.Refresher.JWKSPath
+		g.revoked = g.refresher.revoked
 	}
 	return nil
 }
@@ -277,6 +282,7 @@ func (g *Gate) refresherSettings() refresherSettings {
 		},
 		issuer:   g.Issuer,
 		audience: g.Audience,
+		leeway:   time.Duration(g.Leeway),
 	}
 }
 
@@ -515,12 +521,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 func (g *Gate) judge(r *http.Request) session.Result {
 	var buf [2]string
 	if tokens := g.source.Tokens(r, buf[:0]); len(tokens) > 0 {
-		best := g.verify(tokens[0])
+		best := g.verifyLive(tokens[0])
 		for _, t := range tokens[1:] {
 			if best.Verdict == session.Valid {
 				break
 			}
-			if res := g.verify(t); session.Better(res.Verdict, best.Verdict) {
+			if res := g.verifyLive(t); session.Better(res.Verdict, best.Verdict) {
 				best = res
 			}
 		}
@@ -530,6 +536,18 @@ func (g *Gate) judge(r *http.Request) session.Result {
 		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
 	}
 	return session.Result{Verdict: session.Missing, Reason: "no access token"}
+}
+
+// verifyLive verifies a token and refuses, as expired, a valid one whose
+// session was revoked (docs/behaviour.md, "Instant revocation"): the refresh
+// then fails and the person goes to login. A valid request costs the cache
+// lookup and one set lookup.
+func (g *Gate) verifyLive(token string) session.Result {
+	res := g.verify(token)
+	if res.Verdict == session.Valid && g.revoked != nil && res.SessionID != "" && g.revoked.has(res.SessionID) {
+		return session.Result{Verdict: session.Expired, Subject: res.Subject, SessionID: res.SessionID, Reason: reasonRevoked}
+	}
+	return res
 }
 
 func (g *Gate) isPublic(r *http.Request) bool {

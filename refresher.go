@@ -115,10 +115,17 @@ func gateClock() time.Time {
 type refresher struct {
 	core     *refresh.Refresher
 	store    refresh.Store
+	storeKey string // names the store: gates and configs that share one have the same key
 	signer   *refresh.Signer
 	cookies  cookieSettings
 	jwksPath string
 	logger   *zap.Logger
+
+	// revoked holds the sessions revoked while their access tokens may be
+	// unexpired, fed by the store from every Caddy that shares it.
+	revoked   *revokedSessions
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // refresherSettings is what the refresher takes from the gate's own
@@ -127,6 +134,7 @@ type refresherSettings struct {
 	cookies  cookieSettings
 	issuer   string
 	audience []string
+	leeway   time.Duration
 }
 
 // provision opens (lazily) the store and builds the refresher around signer.
@@ -153,7 +161,7 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	if rc.JWKSPath != "" && signer.Public() == nil {
 		return nil, errors.New("jwks_path needs a private_key: an HMAC secret must never be published")
 	}
-	store, err := rc.Store.open(logger)
+	store, storeKey, err := rc.Store.open(logger)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +180,31 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		_ = store.Close()
 		return nil, err
 	}
-	return &refresher{core: core, store: store, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger}, nil
+	accessTTL := time.Duration(rc.AccessTTL)
+	if accessTTL == 0 {
+		accessTTL = refresh.DefaultAccessTTL
+	}
+	rf := &refresher{
+		core: core, store: store, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
+		revoked: newRevokedSessions(accessTTL+set.leeway, nil),
+	}
+	rf.watch()
+	registerOperated(rf)
+	return rf, nil
+}
+
+// watch feeds the revocation set from the store's feed until close.
+func (rf *refresher) watch() {
+	feed, ok := rf.store.(revocationFeed)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rf.stopWatch, rf.watchDone = cancel, make(chan struct{})
+	go func() {
+		defer close(rf.watchDone)
+		watchRevocations(ctx, feed, rf.revoked, rf.logger)
+	}()
 }
 
 // newSigner builds the access-token signer (the refresher's private key or
@@ -213,6 +245,11 @@ func (rc *RefresherConfig) newSigner(keys session.VerifierConfig) (*refresh.Sign
 }
 
 func (rf *refresher) close() error {
+	unregisterOperated(rf)
+	if rf.stopWatch != nil {
+		rf.stopWatch()
+		<-rf.watchDone
+	}
 	return rf.store.Close()
 }
 
@@ -221,8 +258,13 @@ func (rf *refresher) close() error {
 // holds, nor fail on a Redis blip. Each gate has its own store handle; the
 // bolt store shares one open file among the handles of a process, which is
 // what lets a reload provision the new config while the old one holds it.
-func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, error) {
+//
+// The key it returns names the store, so that the admin API asks a store
+// shared by several gates once: the absolute file for bolt, the URL and
+// prefix for Redis; every memory store is its own.
+func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, string, error) {
 	var open func() (refresh.Store, error)
+	var key string
 	switch sc.Type {
 	case "memory":
 		open = func() (refresh.Store, error) { return refresh.NewMemoryStore(), nil }
@@ -231,20 +273,34 @@ func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, error) {
 		if path == "" {
 			path = filepath.Join(caddy.AppDataDir(), "session_gate", "sessions.db")
 		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, "", fmt.Errorf("store bolt %q: %w", path, err)
+		}
+		key = "bolt " + abs
 		open = func() (refresh.Store, error) { return refresh.OpenBoltStore(path, logger) }
 	case "redis":
 		if err := refresh.CheckRedisURL(sc.URL); err != nil {
-			return nil, fmt.Errorf("store redis: %w", err)
+			return nil, "", fmt.Errorf("store redis: %w", err)
 		}
+		prefix := sc.Prefix
+		if prefix == "" {
+			prefix = refresh.DefaultRedisPrefix
+		}
+		key = "redis " + sc.URL + " " + prefix
 		open = func() (refresh.Store, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			return refresh.OpenRedisStore(ctx, sc.URL, sc.Prefix, logger)
 		}
 	default:
-		return nil, fmt.Errorf("unknown store %q (memory, bolt or redis)", sc.Type)
+		return nil, "", fmt.Errorf("unknown store %q (memory, bolt or redis)", sc.Type)
 	}
-	return refresh.NewLazyStore(open), nil
+	store := refresh.NewLazyStore(open)
+	if key == "" {
+		key = fmt.Sprintf("memory %p", store)
+	}
+	return store, key, nil
 }
 
 // serveRefresh rotates the refresh token from the cookie and sets new
@@ -273,15 +329,96 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error 
 }
 
 // revoke ends the session sid ("" revokes nothing) and counts the sign-out.
+// The session's access tokens are refused from now on.
 func (rf *refresher) revoke(ctx context.Context, sid string) error {
 	if sid != "" {
 		if err := rf.core.Revoke(ctx, sid); err != nil {
 			rf.logger.Error("session store unavailable", zap.Error(err))
 			return err
 		}
+		rf.revoked.add(sid, time.Time{})
 	}
 	countSignout.Inc()
 	return nil
+}
+
+// signOutEverywhere ends every session of subject (sid, the session signing
+// out, first: it is refused here at once whatever the store's index says),
+// and counts the sign-out.
+func (rf *refresher) signOutEverywhere(ctx context.Context, sid, subject string) error {
+	if sid != "" {
+		if err := rf.core.Revoke(ctx, sid); err != nil {
+			rf.logger.Error("session store unavailable", zap.Error(err))
+			return err
+		}
+		rf.revoked.add(sid, time.Time{})
+	}
+	n, err := rf.revokeSubject(ctx, subject)
+	if err != nil {
+		rf.logger.Error("signing out everywhere failed", zap.Error(err))
+		return err
+	}
+	if c := rf.logger.Check(zap.InfoLevel, "signed out everywhere"); c != nil {
+		c.Write(zap.String("subject", subject), zap.Int("sessions", n))
+	}
+	countSignout.Inc()
+	return nil
+}
+
+// sessionOperator is what the admin API and "sign out everywhere" ask of the
+// refresher.
+type sessionOperator interface {
+	Sessions(ctx context.Context, subject string) ([]refresh.Session, error)
+	RevokeSession(ctx context.Context, sid string) (bool, error)
+	RevokeSubject(ctx context.Context, subject string) (int, error)
+}
+
+var errNoSessionIndex = errors.New("this store cannot list a user's sessions")
+
+func (rf *refresher) operator() (sessionOperator, error) {
+	if op, ok := any(rf.core).(sessionOperator); ok {
+		return op, nil
+	}
+	return nil, errNoSessionIndex
+}
+
+// sessions lists subject's live sessions.
+func (rf *refresher) sessions(ctx context.Context, subject string) ([]refresh.Session, error) {
+	op, err := rf.operator()
+	if err != nil {
+		return nil, err
+	}
+	return op.Sessions(ctx, subject)
+}
+
+// revokeSession ends one session; found is false when the store has no
+// such live session.
+func (rf *refresher) revokeSession(ctx context.Context, sid string) (bool, error) {
+	op, err := rf.operator()
+	if err != nil {
+		return false, err
+	}
+	found, err := op.RevokeSession(ctx, sid)
+	if err == nil {
+		rf.revoked.add(sid, time.Time{})
+	}
+	return found, err
+}
+
+// revokeSubject ends every session of subject and returns how many there
+// were. The sessions listed first are refused here at once; the store's
+// feed brings the rest, and every other Caddy, within a second.
+func (rf *refresher) revokeSubject(ctx context.Context, subject string) (int, error) {
+	op, err := rf.operator()
+	if err != nil {
+		return 0, err
+	}
+	if listed, err := op.Sessions(ctx, subject); err == nil {
+		for _, s := range listed {
+			rf.revoked.add(s.ID, time.Time{})
+		}
+	}
+	return op.RevokeSubject(ctx, subject)
 }
 
 // serveJWKS publishes the signing key's public half as a JWK Set.
