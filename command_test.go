@@ -1,0 +1,234 @@
+package sessiongate
+
+// `caddy session-gate` run as the built binary (docs/behaviour.md, "Command
+// line"): the token it prints passes a running gate; inspect gives the
+// verdict and reason and exits 0 only for a valid token.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// cliResult is what one run of the binary printed and how it ended.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the built Caddy with args, in the instance's environment when
+// inst is not nil, with stdin as its input.
+func runCLI(t *testing.T, inst *caddyProcess, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var cmd *exec.Cmd
+	if inst != nil {
+		cmd = inst.caddyCommand(ctx, args...)
+	} else {
+		cmd = exec.CommandContext(ctx, caddyBinary(t), args...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("caddy %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// mintCLI runs `caddy session-gate token` against the instance's config and
+// returns the token.
+func mintCLI(t *testing.T, inst *caddyProcess, args ...string) string {
+	t.Helper()
+	res := runCLI(t, inst, "", append([]string{"session-gate", "token", "--config", inst.config, "--adapter", "caddyfile"}, args...)...)
+	tok := strings.TrimSpace(res.stdout)
+	if res.code != 0 || strings.Count(tok, ".") != 2 {
+		t.Fatalf("session-gate token: exit %d, stdout %q, stderr %s", res.code, res.stdout, res.stderr)
+	}
+	return tok
+}
+
+// bearerGet sends an API call with the token in Authorization.
+func bearerGet(t *testing.T, url, tok string) reply {
+	t.Helper()
+	req := asAPI(newRequest(t, "GET", url, nil))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return do(t, req)
+}
+
+func TestCommandTokenPassesTheGate(t *testing.T) {
+	t.Run("secret", func(t *testing.T) {
+		inst := runCaddy(t, "secret", `
+	session_gate {
+		secret "`+testSecret+`"
+		issuer https://issuer.test
+		audience app other
+	}
+	respond "user={http.auth.user.id} role={http.auth.user.role} n={http.auth.user.n}"
+`)
+		tok := mintCLI(t, inst, "--sub", "alice", "--claim", "role=admin", "--claim", "n=3", "--ttl", "2m")
+		if got := bearerGet(t, inst.base()+"/", tok); got.status != 200 || got.body != "user=alice role=admin n=3" {
+			t.Fatalf("GET with the printed token: %d %q, want 200 user=alice role=admin n=3", got.status, got.body)
+		}
+		claims := hsClaims(t, tok)
+		if claims["iss"] != "https://issuer.test" || len(claims["aud"].([]any)) != 2 {
+			t.Errorf("iss %v aud %v, want the gate's issuer and both audiences", claims["iss"], claims["aud"])
+		}
+		if exp, _ := claims.GetExpirationTime(); exp == nil || time.Until(exp.Time) > 2*time.Minute || time.Until(exp.Time) < time.Minute {
+			t.Errorf("exp %v, want about 2m from now (--ttl 2m)", exp)
+		}
+		// A negative ttl mints an expired token: the interstitial's case.
+		expired := mintCLI(t, inst, "--sub", "alice", "--ttl", "-1m")
+		if got := bearerGet(t, inst.base()+"/", expired); got.status != 401 || !strings.Contains(got.body, "try refresh token") {
+			t.Errorf("GET with --ttl -1m: %d %q, want 401 try refresh token", got.status, got.body)
+		}
+	})
+
+	t.Run("refresher private key", func(t *testing.T) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := runCaddy(t, "private-key", `
+	session_gate {
+		refresher {
+			private_key `+writePrivateKey(t, key)+` k1
+			store memory
+		}
+	}
+	respond "user={http.auth.user.id}"
+`)
+		tok := mintCLI(t, inst, "--sub", "bob")
+		parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+		if err != nil || parsed.Header["alg"] != "ES256" || parsed.Header["kid"] != "k1" {
+			t.Fatalf("token header %v (%v), want ES256 with kid k1", parsed.Header, err)
+		}
+		if got := bearerGet(t, inst.base()+"/", tok); got.status != 200 || got.body != "user=bob" {
+			t.Fatalf("GET with the printed token: %d %q, want 200 user=bob", got.status, got.body)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := writePublicKey(t, &key.PublicKey)
+		dir := t.TempDir()
+		for _, c := range []struct {
+			name, caddyfile string
+			args            []string
+			want            string
+		}{
+			{"public keys only", "http://a.test {\n\tsession_gate {\n\t\tpublic_key " + pub + "\n\t}\n}\n",
+				[]string{"--sub", "alice"}, "only public keys"},
+			{"no --sub", gateCaddyfile("a.test"), nil, "--sub is required"},
+			{"bad claim", gateCaddyfile("a.test"), []string{"--sub", "a", "--claim", "role"}, "<name>=<value>"},
+			{"several sites", gateCaddyfile("a.test") + gateCaddyfile("b.test"), []string{"--sub", "a"}, "--site"},
+			{"unknown site", gateCaddyfile("a.test"), []string{"--sub", "a", "--site", "c.test"}, "sites with a gate: a.test"},
+		} {
+			file := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".Caddyfile")
+			if err := os.WriteFile(file, []byte(c.caddyfile), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := runCLI(t, nil, "", append([]string{"session-gate", "token", "--config", file, "--adapter", "caddyfile"}, c.args...)...)
+			if res.code == 0 || res.stdout != "" || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want a failure saying %q", c.name, res.code, res.stdout, res.stderr, c.want)
+			}
+		}
+		// --site picks among several.
+		file := filepath.Join(dir, "two.Caddyfile")
+		if err := os.WriteFile(file, []byte(gateCaddyfile("a.test")+gateCaddyfile("b.test")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := runCLI(t, nil, "", "session-gate", "token", "--config", file, "--adapter", "caddyfile", "--site", "b.test", "--sub", "a")
+		if res.code != 0 || hsClaims(t, strings.TrimSpace(res.stdout))["aud"] != "b.test" {
+			t.Errorf("--site b.test: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+		}
+	})
+}
+
+// gateCaddyfile is a site whose gate wants the site's host as audience, so
+// that every site's gate is a different one.
+func gateCaddyfile(host string) string {
+	return "http://" + host + " {\n\tsession_gate {\n\t\tsecret \"" + testSecret + "\"\n\t\taudience " + host + "\n\t}\n\trespond ok\n}\n"
+}
+
+func TestCommandInspect(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte("http://a.test {\n\tsession_gate {\n\t\tsecret \""+testSecret+"\"\n\t\taudience app\n\t}\n\trespond ok\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withAud := func(aud string, exp time.Duration) string {
+		return token(t, jwt.MapClaims{"sub": "alice", "aud": aud, "exp": time.Now().Add(exp).Unix()})
+	}
+	for _, c := range []struct {
+		name, tok   string
+		stdin       bool
+		code        int
+		verdict     string
+		reason      string
+		claimsShown bool
+	}{
+		{"valid", withAud("app", time.Hour), false, 0, "valid", "signature, algorithm and claims check", true},
+		{"valid from stdin", withAud("app", time.Hour), true, 0, "valid", "signature, algorithm and claims check", true},
+		{"expired", withAud("app", -time.Minute), false, 1, "expired", "token expired", true},
+		{"wrong audience", withAud("elsewhere", time.Hour), false, 1, "invalid", "audience mismatch", true},
+		{"garbage", "not.a-token.at-all", false, 1, "invalid", "malformed token", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			arg, stdin := c.tok, ""
+			if c.stdin {
+				arg, stdin = "-", c.tok+"\n"
+			}
+			res := runCLI(t, nil, stdin, "session-gate", "inspect", "--config", config, "--adapter", "caddyfile", arg)
+			if res.code != c.code {
+				t.Errorf("exit %d, want %d; stderr %s", res.code, c.code, res.stderr)
+			}
+			if !strings.Contains(res.stdout, "verdict: "+c.verdict+"\n") || !strings.Contains(res.stdout, "reason: "+c.reason) {
+				t.Errorf("stdout %q, want verdict %s and reason %q", res.stdout, c.verdict, c.reason)
+			}
+			if c.claimsShown && !strings.Contains(res.stdout, `"sub": "alice"`) {
+				t.Errorf("stdout %q does not show the claims", res.stdout)
+			}
+			if !c.stdin && strings.Contains(res.stderr, c.tok) {
+				t.Errorf("stderr repeats the token: %q", res.stderr)
+			}
+		})
+	}
+}
+
+// writePublicKey writes key as a PKIX PEM file in a temp dir.
+func writePublicKey(t *testing.T, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "public.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

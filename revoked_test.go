@@ -1,0 +1,73 @@
+package sessiongate
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRevokedSessionsKeepsEntriesUntilTheirTokensExpire(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	set := newRevokedSessions(15*time.Minute, func() time.Time { return now })
+	if set.has("a") {
+		t.Fatal("an empty set has a")
+	}
+	set.add("a", time.Time{})         // kept for access_ttl at least
+	set.add("b", now.Add(time.Hour))  // the store says longer: kept longer
+	set.add("c", now.Add(-time.Hour)) // the store says it is over: access_ttl still
+	set.add("", now.Add(time.Hour))   // no sid, nothing to refuse
+	for _, sid := range []string{"a", "b", "c"} {
+		if !set.has(sid) {
+			t.Errorf("%s not in the set right after its revocation", sid)
+		}
+	}
+	if set.has("") {
+		t.Error("the empty sid is in the set")
+	}
+
+	// Past access_ttl, a write drops a and c; b stays until its hour.
+	now = now.Add(16 * time.Minute)
+	set.add("d", time.Time{})
+	for sid, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true} {
+		if got := set.has(sid); got != want {
+			t.Errorf("16 min later: has(%s) = %v, want %v", sid, got, want)
+		}
+	}
+	now = now.Add(time.Hour)
+	set.add("e", time.Time{})
+	if set.has("b") || set.has("d") || !set.has("e") {
+		t.Errorf("an hour later: b %v d %v e %v, want only e", set.has("b"), set.has("d"), set.has("e"))
+	}
+}
+
+// A signed-out session's access token is refused at once, as expired (its
+// refresh then fails and the person goes to login); another session of the
+// same user goes on.
+func TestSignoutRefusesTheAccessTokenAtOnce(t *testing.T) {
+	backend := issueBackend(t)
+	base := site(t, refresherSite(backend, `
+			store memory
+			refresh_ttl 1h`))
+	access, refresh := mustStart(t, base)
+	other, _ := mustStart(t, base)
+	wantUser(t, "before sign-out", base, access, "user=alice role=x")
+
+	signout := withCookie(asAPI(newRequest(t, "POST", base+"/signout", nil)), "sAccessToken", access)
+	if got := do(t, signout); got.status != http.StatusOK {
+		t.Fatalf("sign-out: %d %q", got.status, got.body)
+	}
+	got := whoami(t, base, access)
+	if got.status != 401 || got.body != `{"message":"try refresh token"}` ||
+		!strings.Contains(got.header.Get("WWW-Authenticate"), "session revoked") {
+		t.Fatalf("the signed-out session's unexpired token: %d %q %q, want 401 try refresh token (session revoked)",
+			got.status, got.body, got.header.Get("WWW-Authenticate"))
+	}
+	nav := do(t, withCookie(asNavigation(newRequest(t, "GET", base+"/me", nil)), "sAccessToken", access))
+	if nav.status != 401 || !strings.Contains(nav.body, "<!doctype html>") {
+		t.Errorf("a navigation with it: %d, want 401 and the interstitial", nav.status)
+	}
+	got, c := postRefresh(t, base, refresh)
+	wantRefused(t, "the refresh that follows", got, c)
+	wantUser(t, "alice's other session", base, other, "user=alice role=x")
+}
