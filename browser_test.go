@@ -215,6 +215,7 @@ func TestBrowser(t *testing.T) {
 		{"FormPostSurvivesRefresh", testFormPostSurvivesRefresh},
 		{"NoScriptFormRefreshes", testNoScriptFormRefreshes},
 		{"InternalRefresherLoginToSignout", testInternalRefresherLoginToSignout},
+		{"SignOutEverywhere", testSignOutEverywhere},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, browser) })
 	}
@@ -543,5 +544,80 @@ func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) 
 		"GET /account 401":         1, // the hint cookie: the interstitial
 		"POST /refreshsession 401": 1,
 		"POST /refreshsession 200": 1, // still only the earlier one
+	})
+}
+
+// Sessions for operators: a person signed in on two devices (two browser
+// contexts) signs out everywhere on one; the other, whose access token has
+// not expired, goes to login on its next click.
+func testSignOutEverywhere(t *testing.T, browser context.Context) {
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		refresher {
+			access_ttl 10m
+			store memory
+		}
+	}
+	handle /login {
+		@signin method POST
+		header @signin Session-Gate-Issue "{\"sub\":\"alice\",\"claims\":{\"name\":\"Alice\"}}"
+		redir @signin {query.redirectToPath} 303
+
+		header Content-Type "text/html; charset=utf-8"
+		respond <<HTML
+			<!doctype html><title>login</title><h1 id="msg">Please sign in</h1>
+			<form method="post"><button id="signin">Continue as Alice</button></form>
+			HTML 200
+	}
+	handle {
+		header Content-Type "text/html; charset=utf-8"
+		respond <<HTML
+			<!doctype html><title>{path}</title><h1 id="msg">Hello, {http.auth.user.name} ({http.auth.user.id})</h1>
+			<a id="next" href="/next">next page</a>
+			<form method="post" action="/signout"><input type="hidden" name="everywhere" value="1"><button id="everywhere">Sign out everywhere</button></form>
+			HTML 200
+	}
+`)
+	signIn := func(name string) (context.Context, *browsertest.Requests) {
+		tab := browsertest.NewTab(t, browsertest.NewProfile(t, browser))
+		reqs := browsertest.RecordRequests(t, tab)
+		browsertest.Open(t, tab, base+"/account")
+		browsertest.WaitJS(t, tab, where, "/login?redirectToPath=%2Faccount Please sign in")
+		if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("signin"))); err != nil {
+			t.Fatalf("%s: sign in: %v", name, err)
+		}
+		browsertest.WaitJS(t, tab, where, "/account Hello, Alice (alice)")
+		return tab, reqs
+	}
+	laptop, _ := signIn("laptop")
+	phone, phoneReqs := signIn("phone")
+	phoneAccess := cookies(t, phone, base)["sAccessToken"]
+	claims := hsClaims(t, phoneAccess)
+	if exp, _ := claims.GetExpirationTime(); exp == nil || time.Until(exp.Time) < 5*time.Minute {
+		t.Fatalf("the phone's access token expires at %v: the test needs one far from expiry", exp)
+	}
+	if claims["sid"] == hsClaims(t, cookies(t, laptop, base)["sAccessToken"])["sid"] {
+		t.Fatal("both devices share one session: they must be two")
+	}
+
+	if err := chromedp.Do(laptop, chromedp.Click(chromedp.ID("everywhere"))); err != nil {
+		t.Fatalf("laptop: sign out everywhere: %v", err)
+	}
+	browsertest.WaitJS(t, laptop, where, "/login Please sign in")
+
+	// The phone still holds its unexpired access token; its next click
+	// goes through the interstitial, whose refresh fails, to login.
+	if got := cookies(t, phone, base)["sAccessToken"]; got != phoneAccess {
+		t.Fatal("the phone's cookies changed without a request")
+	}
+	if err := chromedp.Do(phone, chromedp.Click(chromedp.ID("next"))); err != nil {
+		t.Fatalf("phone: click: %v", err)
+	}
+	browsertest.WaitJS(t, phone, where, "/login?redirectToPath=%2Fnext Please sign in")
+	checkRequests(t, phoneReqs, map[string]int{
+		"GET /next 401":            1, // refused although unexpired: the interstitial
+		"POST /refreshsession 401": 1,
+		"GET /next 200":            0,
 	})
 }

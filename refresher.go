@@ -186,25 +186,25 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	}
 	rf := &refresher{
 		core: core, store: store, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
-		revoked: newRevokedSessions(accessTTL+set.leeway, nil),
+		revoked: newRevokedSessions(accessTTL, set.leeway, nil),
 	}
 	rf.watch()
 	registerOperated(rf)
 	return rf, nil
 }
 
-// watch feeds the revocation set from the store's feed until close.
+// watch feeds the revocation set from the store's feed until close. A
+// store that cannot be reached yet is watched as soon as it can.
 func (rf *refresher) watch() {
-	feed, ok := rf.store.(revocationFeed)
+	feed, ok := any(rf.core).(revocationFeed)
 	if !ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rf.stopWatch, rf.watchDone = cancel, make(chan struct{})
-	go func() {
-		defer close(rf.watchDone)
-		watchRevocations(ctx, feed, rf.revoked, rf.logger)
-	}()
+	rf.stopWatch = cancel
+	if err := feed.WatchRevocations(ctx, rf.revoked.add); err != nil {
+		rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
+	}
 }
 
 // newSigner builds the access-token signer (the refresher's private key or
@@ -248,7 +248,6 @@ func (rf *refresher) close() error {
 	unregisterOperated(rf)
 	if rf.stopWatch != nil {
 		rf.stopWatch()
-		<-rf.watchDone
 	}
 	return rf.store.Close()
 }

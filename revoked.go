@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
 )
 
 // revokedSessions is the set of sessions revoked while access tokens of
@@ -22,17 +21,19 @@ type revokedSessions struct {
 	sids atomic.Pointer[map[string]time.Time] // sid → when its last access token expires
 	mu   sync.Mutex                           // serialises writers
 	now  func() time.Time
-	// keep is how long an access token minted just before a revocation may
-	// still be valid: access_ttl plus leeway. An entry lives at least this
-	// long, whatever the store's feed says.
+	// keep is how long an access token minted just before a revocation
+	// made here may still be valid: access_ttl plus leeway.
 	keep time.Duration
+	// leeway is added to what the feed says, since the gate accepts a
+	// token that long past its exp.
+	leeway time.Duration
 }
 
-func newRevokedSessions(keep time.Duration, now func() time.Time) *revokedSessions {
+func newRevokedSessions(accessTTL, leeway time.Duration, now func() time.Time) *revokedSessions {
 	if now == nil {
 		now = time.Now
 	}
-	return &revokedSessions{keep: keep, now: now}
+	return &revokedSessions{keep: accessTTL + leeway, leeway: leeway, now: now}
 }
 
 // has reports whether sid was revoked: one map lookup on the hot path.
@@ -45,8 +46,10 @@ func (s *revokedSessions) has(sid string) bool {
 	return ok
 }
 
-// add records that sid was revoked; until is when its tokens stop
-// mattering according to the store (zero when it does not say).
+// add records that sid was revoked; until is when its last access token
+// expires according to the store's feed, or zero for a revocation made here
+// just now. A revocation whose tokens have all expired is not kept: the
+// feed replays old ones to a new watcher.
 func (s *revokedSessions) add(sid string, until time.Time) {
 	if sid == "" {
 		return
@@ -54,8 +57,13 @@ func (s *revokedSessions) add(sid string, until time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if floor := now.Add(s.keep); until.Before(floor) {
-		until = floor
+	if until.IsZero() {
+		until = now.Add(s.keep)
+	} else {
+		until = until.Add(s.leeway)
+	}
+	if !until.After(now) {
+		return
 	}
 	old := s.sids.Load()
 	m := make(map[string]time.Time, 1+lenOf(old))
@@ -79,28 +87,11 @@ func lenOf(m *map[string]time.Time) int {
 	return len(*m)
 }
 
-// revocationFeed is a store that tells every process sharing it about each
-// revoked session (refresh.Store's WatchRevocations). Watch runs until ctx
-// ends.
+// revocationFeed is the refresher's WatchRevocations: fn hears of every
+// session revoked by any process sharing the store, with the time until
+// which one of its access tokens may still verify (leeway aside). It returns
+// once the watch is in place and keeps it until ctx ends; an error means the
+// store could not be reached yet, and the watch catches up by itself.
 type revocationFeed interface {
 	WatchRevocations(ctx context.Context, fn func(sid string, until time.Time)) error
-}
-
-// watchRevocations feeds the set from the store until ctx ends, starting the
-// watch again after a failure (a Redis outage), a second apart.
-func watchRevocations(ctx context.Context, feed revocationFeed, set *revokedSessions, logger *zap.Logger) {
-	for {
-		err := feed.WatchRevocations(ctx, set.add)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			logger.Warn("watching session revocations failed; retrying", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
 }

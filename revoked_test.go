@@ -9,24 +9,25 @@ import (
 
 func TestRevokedSessionsKeepsEntriesUntilTheirTokensExpire(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	set := newRevokedSessions(15*time.Minute, func() time.Time { return now })
+	set := newRevokedSessions(15*time.Minute, 0, func() time.Time { return now })
 	if set.has("a") {
 		t.Fatal("an empty set has a")
 	}
-	set.add("a", time.Time{})         // kept for access_ttl at least
-	set.add("b", now.Add(time.Hour))  // the store says longer: kept longer
-	set.add("c", now.Add(-time.Hour)) // the store says it is over: access_ttl still
-	set.add("", now.Add(time.Hour))   // no sid, nothing to refuse
+	set.add("a", time.Time{})             // revoked here: kept for access_ttl
+	set.add("b", now.Add(time.Hour))      // the feed says an hour: kept an hour
+	set.add("c", now.Add(time.Minute))    // the feed says a minute
+	set.add("", now.Add(time.Hour))       // no sid, nothing to refuse
+	set.add("old", now.Add(-time.Second)) // replayed, its tokens all expired
 	for _, sid := range []string{"a", "b", "c"} {
 		if !set.has(sid) {
 			t.Errorf("%s not in the set right after its revocation", sid)
 		}
 	}
-	if set.has("") {
-		t.Error("the empty sid is in the set")
+	if set.has("") || set.has("old") {
+		t.Error("the empty sid, or a revocation whose tokens have expired, is in the set")
 	}
 
-	// Past access_ttl, a write drops a and c; b stays until its hour.
+	// Past access_ttl, a write drops a and c; b stays for its hour.
 	now = now.Add(16 * time.Minute)
 	set.add("d", time.Time{})
 	for sid, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true} {

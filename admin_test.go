@@ -1,0 +1,258 @@
+package sessiongate
+
+// Sessions for operators (docs/behaviour.md): the admin API on a real admin
+// listener of the built binary, its bolt store held by that Caddy; the
+// `caddy session-gate sessions` client; and a revocation on one Caddy
+// refused by another on the same Redis within a second.
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/session-gate/session_gate/internal/redistest"
+)
+
+// adminDo sends a request to the instance's admin API.
+func adminDo(t *testing.T, inst *caddyProcess, method, uri string) reply {
+	t.Helper()
+	return do(t, newRequest(t, method, "http://"+inst.adminAddr()+uri, nil))
+}
+
+// sidOf is the "sid" claim of an access token minted with the test secret.
+func sidOf(t *testing.T, access string) string {
+	t.Helper()
+	sid, _ := hsClaims(t, access)["sid"].(string)
+	if sid == "" {
+		t.Fatal("access token without a sid")
+	}
+	return sid
+}
+
+// startAs starts a session for sub and returns its tokens.
+func startAs(t *testing.T, base, sub string) (access, refresh string) {
+	t.Helper()
+	issue := `{"sub":"` + sub + `"}`
+	got, c := startSession(t, base, &issue)
+	if got.status != 200 || c["sAccessToken"] == nil || c["sRefreshToken"] == nil {
+		t.Fatalf("session start for %s: %d %q", sub, got.status, got.body)
+	}
+	return c["sAccessToken"].Value, c["sRefreshToken"].Value
+}
+
+// listSessions GETs the user's sessions and returns their sids.
+func listSessions(t *testing.T, inst *caddyProcess, sub string) []sessionJSON {
+	t.Helper()
+	got := adminDo(t, inst, "GET", "/session-gate/sessions?sub="+sub)
+	if got.status != 200 || got.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET sessions of %s: %d %q %q", sub, got.status, got.header.Get("Content-Type"), got.body)
+	}
+	var list []sessionJSON
+	if err := json.Unmarshal([]byte(got.body), &list); err != nil {
+		t.Fatalf("GET sessions of %s: %q: %v", sub, got.body, err)
+	}
+	return list
+}
+
+func sids(list []sessionJSON) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, s.SID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
+	backend := issueBackend(t)
+	inst := runCaddy(t, "bolt", refresherSite(backend, `
+			store bolt `+filepath.Join(t.TempDir(), "sessions.db")+`
+			refresh_ttl 1h`))
+	base := inst.base()
+	a1, r1 := startAs(t, base, "alice")
+	a2, r2 := startAs(t, base, "alice")
+	b1, _ := startAs(t, base, "bob")
+	// One of alice's sessions has been refreshed once.
+	got, c := postRefresh(t, base, r2)
+	a2, r2 = wantRotated(t, "refresh", got, c)
+
+	list := listSessions(t, inst, "alice")
+	if want := sids([]sessionJSON{{SID: sidOf(t, a1)}, {SID: sidOf(t, a2)}}); !slices.Equal(sids(list), want) {
+		t.Fatalf("alice's sessions %v, want %v", sids(list), want)
+	}
+	raw := adminDo(t, inst, "GET", "/session-gate/sessions?sub=alice").body
+	for _, field := range []string{`"sid":`, `"sub":"alice"`, `"created":"`, `"refreshed":`, `"expires":"`} {
+		if !strings.Contains(raw, field) {
+			t.Errorf("session list %s lacks %s", raw, field)
+		}
+	}
+	for _, s := range list {
+		if s.Sub != "alice" || time.Since(s.Created) > time.Minute || time.Until(s.Expires) < 59*time.Minute {
+			t.Errorf("session %+v: want sub alice, created just now, expiring in about 1h", s)
+		}
+		if refreshed := s.SID == sidOf(t, a2); refreshed != (s.Refreshed != nil) {
+			t.Errorf("session %s: refreshed %v, want a time only for the refreshed session", s.SID, s.Refreshed)
+		}
+	}
+
+	// One session: 204, its unexpired access token refused at once, its
+	// refresh token dead; the other one goes on.
+	if got := adminDo(t, inst, "DELETE", "/session-gate/sessions/"+sidOf(t, a1)); got.status != 204 {
+		t.Fatalf("DELETE one session: %d %q, want 204", got.status, got.body)
+	}
+	if got := whoami(t, base, a1); got.status != 401 || got.body != `{"message":"try refresh token"}` {
+		t.Errorf("revoked session's access token: %d %q, want 401 try refresh token", got.status, got.body)
+	}
+	got, c = postRefresh(t, base, r1)
+	wantRefused(t, "revoked session's refresh", got, c)
+	wantUser(t, "alice's other session", base, a2, "user=alice role=")
+	if got := adminDo(t, inst, "DELETE", "/session-gate/sessions/00112233445566778899aabbccddeeff"); got.status != 404 || !strings.Contains(got.body, `"error"`) {
+		t.Errorf("DELETE an unknown session: %d %q, want 404 with an error", got.status, got.body)
+	}
+	if left := sids(listSessions(t, inst, "alice")); !slices.Equal(left, []string{sidOf(t, a2)}) {
+		t.Errorf("alice's sessions after one revocation: %v", left)
+	}
+
+	// All of a user's sessions.
+	got = adminDo(t, inst, "DELETE", "/session-gate/sessions?sub=alice")
+	if got.status != 200 || strings.TrimSpace(got.body) != `{"revoked":1}` {
+		t.Fatalf("DELETE alice's sessions: %d %q, want 200 {\"revoked\":1}", got.status, got.body)
+	}
+	if got := whoami(t, base, a2); got.status != 401 {
+		t.Errorf("alice's last access token after revoking her sessions: %d, want 401", got.status)
+	}
+	got, c = postRefresh(t, base, r2)
+	wantRefused(t, "alice's last refresh", got, c)
+	if left := listSessions(t, inst, "alice"); len(left) != 0 {
+		t.Errorf("alice's sessions after revoking all: %v", left)
+	}
+	wantUser(t, "bob, untouched", base, b1, "user=bob role=")
+
+	for _, c := range []struct {
+		method, uri string
+		status      int
+		word        string
+	}{
+		{"GET", "/session-gate/sessions", 400, "sub"},
+		{"POST", "/session-gate/sessions?sub=alice", 405, "method"},
+		{"GET", "/session-gate/sessions/" + sidOf(t, b1), 405, "method"},
+	} {
+		if got := adminDo(t, inst, c.method, c.uri); got.status != c.status || !strings.Contains(got.body, c.word) {
+			t.Errorf("%s %s: %d %q, want %d saying %q", c.method, c.uri, got.status, got.body, c.status, c.word)
+		}
+	}
+}
+
+func TestSessionsCommand(t *testing.T) {
+	backend := issueBackend(t)
+	inst := runCaddy(t, "sessions", refresherSite(backend, `
+			store bolt `+filepath.Join(t.TempDir(), "sessions.db")+`
+			refresh_ttl 1h`))
+	bob, _ := startAs(t, inst.base(), "bob")
+	other, _ := startAs(t, inst.base(), "bob")
+	sessionsCLI := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, inst, "", append([]string{"session-gate", "sessions"}, args...)...)
+	}
+
+	// The admin address from --address, and from the running config.
+	for _, where := range [][]string{{"--address", inst.adminAddr()}, {"--config", inst.config, "--adapter", "caddyfile"}} {
+		res := sessionsCLI(append([]string{"list", "--sub", "bob"}, where...)...)
+		if res.code != 0 || !strings.Contains(res.stdout, "SID") || !strings.Contains(res.stdout, sidOf(t, bob)) || !strings.Contains(res.stdout, sidOf(t, other)) {
+			t.Fatalf("sessions list %v: exit %d, stdout %q, stderr %q", where, res.code, res.stdout, res.stderr)
+		}
+	}
+	res := sessionsCLI("revoke", "--sid", sidOf(t, bob), "--address", inst.adminAddr())
+	if res.code != 0 || !strings.Contains(res.stdout, "revoked session "+sidOf(t, bob)) {
+		t.Fatalf("sessions revoke --sid: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if got := whoami(t, inst.base(), bob); got.status != 401 {
+		t.Errorf("revoked session's token: %d, want 401", got.status)
+	}
+	res = sessionsCLI("list", "--sub", "bob", "--json", "--address", inst.adminAddr())
+	if res.code != 0 || !strings.Contains(res.stdout, sidOf(t, other)) || strings.Contains(res.stdout, sidOf(t, bob)) {
+		t.Errorf("sessions list --json after revoking one: exit %d, stdout %q", res.code, res.stdout)
+	}
+	res = sessionsCLI("revoke", "--sub", "bob", "--address", inst.adminAddr())
+	if res.code != 0 || !strings.Contains(res.stdout, "revoked 1 session(s) of bob") {
+		t.Errorf("sessions revoke --sub: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = sessionsCLI("list", "--sub", "bob", "--address", inst.adminAddr())
+	if res.code != 0 || !strings.Contains(res.stdout, "bob has no live sessions") {
+		t.Errorf("sessions list after revoking all: exit %d, stdout %q", res.code, res.stdout)
+	}
+
+	// Errors say what to do.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"revoke", "--address", inst.adminAddr()}, "exactly one of --sid"},
+		{[]string{"revoke", "--sid", "00112233445566778899aabbccddeeff", "--address", inst.adminAddr()}, "404"},
+		{[]string{"list", "--address", inst.adminAddr()}, "--sub is required"},
+		{[]string{"list", "--sub", "bob", "--address", "localhost:1"}, "is Caddy running"},
+	} {
+		res := sessionsCLI(c.args...)
+		if res.code == 0 || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("sessions %v: exit %d, stderr %q, want a failure saying %q", c.args, res.code, res.stderr, c.want)
+		}
+	}
+}
+
+// TestRevocationReachesAnotherCaddyWithinASecond: two Caddy processes on one
+// Redis; a session revoked on A (through the admin API, and by a sign-out)
+// is refused by B, polled, within 1 s.
+func TestRevocationReachesAnotherCaddyWithinASecond(t *testing.T) {
+	redis := redistest.Start(t)
+	backend := issueBackend(t)
+	body := refresherSite(backend, `
+			store redis `+redis.URL()+`
+			refresh_ttl 1h`)
+	a := runCaddy(t, "A", body)
+	b := runCaddy(t, "B", body)
+
+	refusedOnB := func(what, access string, revoke func()) time.Duration {
+		t.Helper()
+		wantUser(t, what+": before, on B", b.base(), access, "user=alice role=x")
+		revoke()
+		began := time.Now()
+		for {
+			got := whoami(t, b.base(), access)
+			if got.status == 401 && got.body == `{"message":"try refresh token"}` {
+				return time.Since(began)
+			}
+			if got.status != 200 {
+				t.Fatalf("%s: B answered %d %q while the revocation travelled", what, got.status, got.body)
+			}
+			if time.Since(began) > 3*time.Second {
+				t.Fatalf("%s: B still accepts the revoked session's token after %v", what, time.Since(began))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	access, _ := mustStart(t, a.base())
+	delay := refusedOnB("admin revocation", access, func() {
+		if got := adminDo(t, a, "DELETE", "/session-gate/sessions/"+sidOf(t, access)); got.status != 204 {
+			t.Fatalf("DELETE on A: %d %q", got.status, got.body)
+		}
+	})
+	t.Logf("admin revocation on A refused by B after %v", delay.Round(time.Millisecond))
+	if delay >= time.Second {
+		t.Errorf("B refused the revoked session after %v, want < 1s", delay)
+	}
+
+	access, _ = mustStart(t, a.base())
+	delay = refusedOnB("sign-out", access, func() {
+		if got := do(t, withCookie(asAPI(newRequest(t, "POST", a.base()+"/signout", nil)), "sAccessToken", access)); got.status != 200 {
+			t.Fatalf("sign-out on A: %d %q", got.status, got.body)
+		}
+	})
+	t.Logf("sign-out on A refused by B after %v", delay.Round(time.Millisecond))
+	if delay >= time.Second {
+		t.Errorf("B refused the signed-out session after %v, want < 1s", delay)
+	}
+}
