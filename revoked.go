@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // revokedSessions is the set of sessions revoked while access tokens of
