@@ -196,13 +196,9 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 // watch feeds the revocation set from the store's feed until close. A
 // store that cannot be reached yet is watched as soon as it can.
 func (rf *refresher) watch() {
-	feed, ok := any(rf.core).(revocationFeed)
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rf.stopWatch = cancel
-	if err := feed.WatchRevocations(ctx, rf.revoked.add); err != nil {
+	if err := rf.core.WatchRevocations(ctx, rf.revoked.add); err != nil {
 		rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
 	}
 }
@@ -364,40 +360,15 @@ func (rf *refresher) signOutEverywhere(ctx context.Context, sid, subject string)
 	return nil
 }
 
-// sessionOperator is what the admin API and "sign out everywhere" ask of the
-// refresher.
-type sessionOperator interface {
-	Sessions(ctx context.Context, subject string) ([]refresh.Session, error)
-	RevokeSession(ctx context.Context, sid string) (bool, error)
-	RevokeSubject(ctx context.Context, subject string) (int, error)
-}
-
-var errNoSessionIndex = errors.New("this store cannot list a user's sessions")
-
-func (rf *refresher) operator() (sessionOperator, error) {
-	if op, ok := any(rf.core).(sessionOperator); ok {
-		return op, nil
-	}
-	return nil, errNoSessionIndex
-}
-
 // sessions lists subject's live sessions.
 func (rf *refresher) sessions(ctx context.Context, subject string) ([]refresh.Session, error) {
-	op, err := rf.operator()
-	if err != nil {
-		return nil, err
-	}
-	return op.Sessions(ctx, subject)
+	return rf.core.Sessions(ctx, subject)
 }
 
 // revokeSession ends one session; found is false when the store has no
 // such live session.
 func (rf *refresher) revokeSession(ctx context.Context, sid string) (bool, error) {
-	op, err := rf.operator()
-	if err != nil {
-		return false, err
-	}
-	found, err := op.RevokeSession(ctx, sid)
+	found, err := rf.core.RevokeSession(ctx, sid)
 	if err == nil {
 		rf.revoked.add(sid, time.Time{})
 	}
@@ -408,16 +379,12 @@ func (rf *refresher) revokeSession(ctx context.Context, sid string) (bool, error
 // were. The sessions listed first are refused here at once; the store's
 // feed brings the rest, and every other Caddy, within a second.
 func (rf *refresher) revokeSubject(ctx context.Context, subject string) (int, error) {
-	op, err := rf.operator()
-	if err != nil {
-		return 0, err
-	}
-	if listed, err := op.Sessions(ctx, subject); err == nil {
+	if listed, err := rf.core.Sessions(ctx, subject); err == nil {
 		for _, s := range listed {
 			rf.revoked.add(s.ID, time.Time{})
 		}
 	}
-	return op.RevokeSubject(ctx, subject)
+	return rf.core.RevokeSubject(ctx, subject)
 }
 
 // serveJWKS publishes the signing key's public half as a JWK Set.

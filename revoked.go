@@ -1,7 +1,6 @@
 package sessiongate
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,13 +83,4 @@ func lenOf(m *map[string]time.Time) int {
 		return 0
 	}
 	return len(*m)
-}
-
-// revocationFeed is the refresher's WatchRevocations: fn hears of every
-// session revoked by any process sharing the store, with the time until
-// which one of its access tokens may still verify (leeway aside). It returns
-// once the watch is in place and keeps it until ctx ends; an error means the
-// store could not be reached yet, and the watch catches up by itself.
-type revocationFeed interface {
-	WatchRevocations(ctx context.Context, fn func(sid string, until time.Time)) error
 }
