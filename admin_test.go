@@ -297,6 +297,17 @@ func TestAdminAPIAcrossStores(t *testing.T) {
 // The admin API asks each store once: gates sharing a store (and the old and
 // new config during a reload) register the same key.
 func TestOperatedStoresOnePerStore(t *testing.T) {
+	// The in-process Caddy may still run an earlier test's config: set its
+	// refreshers aside.
+	operated.Lock()
+	running := operated.m
+	operated.m = map[*refresher]struct{}{}
+	operated.Unlock()
+	defer func() {
+		operated.Lock()
+		operated.m = running
+		operated.Unlock()
+	}()
 	if _, err := operatedStores(); err == nil {
 		t.Fatal("no refresher registered, yet no error")
 	}
