@@ -186,7 +186,7 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	}
 	rf := &refresher{
 		core: core, store: store, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
-		revoked: newRevokedSessions(accessTTL, set.leeway, nil),
+		revoked: newRevokedSessions(accessTTL, set.leeway, gateClock),
 	}
 	rf.watch()
 	registerOperated(rf)
