@@ -844,8 +844,12 @@ func TestBoltSessionSurvivesRestartAndReload(t *testing.T) {
 	// ... and that reuse revoked the session, as it must.
 	got, c = postRefresh(t, inst.base(), r2)
 	wantRefused(t, "newest token after reuse", got, c)
+	// A revoked session's access tokens are refused at once, theft included.
+	if got := whoami(t, inst.base(), a0); got.status != 401 {
+		t.Fatalf("access token of the session revoked as theft: %d %q, want 401", got.status, got.body)
+	}
 
-	_, r := mustStart(t, inst.base())
+	a, r := mustStart(t, inst.base())
 	for i, step := range []struct {
 		greeting string
 		force    bool
@@ -855,7 +859,7 @@ func TestBoltSessionSurvivesRestartAndReload(t *testing.T) {
 		{"three", false}, // and once more, so the old store was handed over twice
 	} {
 		inst.reload(body(step.greeting), step.force)
-		hello := do(t, withCookie(asAPI(newRequest(t, "GET", inst.base()+"/hello", nil)), "sAccessToken", a0))
+		hello := do(t, withCookie(asAPI(newRequest(t, "GET", inst.base()+"/hello", nil)), "sAccessToken", a))
 		if hello.body != step.greeting {
 			t.Fatalf("reload %d: /hello %d %q, want %q (config not applied)", i+1, hello.status, hello.body, step.greeting)
 		}
