@@ -193,14 +193,19 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	return rf, nil
 }
 
-// watch feeds the revocation set from the store's feed until close. A
-// store that cannot be reached yet is watched as soon as it can.
+// watch feeds the revocation set from the store's feed until close. The
+// watch is set up in the background: it opens the store, and provisioning
+// ("caddy validate" beside a running Caddy included) must not wait on a bolt
+// lock or a Redis dial. A store that cannot be reached yet is watched as
+// soon as it can be, and the feed replays what was missed.
 func (rf *refresher) watch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	rf.stopWatch = cancel
-	if err := rf.core.WatchRevocations(ctx, rf.revoked.add); err != nil {
-		rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
-	}
+	go func() {
+		if err := rf.core.WatchRevocations(ctx, rf.revoked.add); err != nil && ctx.Err() == nil {
+			rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
+		}
+	}()
 }
 
 // newSigner builds the access-token signer (the refresher's private key or
