@@ -9,6 +9,8 @@
 #                                    (the verified-token cache's case: a browser keeps its token)
 #         interstitial               an expired HS256 token on a navigation: the 401 refresh page
 #         nocache                    HS256 with token_cache off: a full verification per request
+#         refresher                  HS256 with an internal refresher (memory store): the token
+#                                    carries a "sid", so the revoked-session set is consulted too
 #         Each case runs its own gated Caddy: bench/baseline.Caddyfile with session_gate
 #         first in the route (the layout of ../shared/tools/gate-overhead.sh's example pair).
 #         The interstitial is also compared with an ungated page of the same size.
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3} DUR=${DUR:-10s} WARM=${WARM:-2s} CONNS=${CONNS:-64} THREADS=${THREADS:-2}
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(hs256 rs256 es256 eddsa interstitial nocache)
+[ ${#CASES[@]} -gt 0 ] || CASES=(hs256 rs256 es256 eddsa interstitial nocache refresher)
 for tool in wrk curl go; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed (scripts/test-deps.sh --bench)" >&2; exit 2; }
 done
@@ -69,6 +71,7 @@ gated_caddyfile() {
 	hs256 | interstitial) gate="secret {file.$BENCH_KEYS/secret.txt}" ;;
 	rs256 | es256 | eddsa) gate="public_key $BENCH_KEYS/$1.pem" ;;
 	nocache) gate="secret {file.$BENCH_KEYS/secret.txt}\n\t\t\ttoken_cache off" ;;
+	refresher) gate="secret {file.$BENCH_KEYS/secret.txt}\n\t\t\trefresher {\n\t\t\t\tstore memory\n\t\t\t}" ;;
 	esac
 	sed "s|^\t\trespond \"ok\" 200|\t\tsession_gate {\n\t\t\t$gate\n\t\t}\n&|" bench/baseline.Caddyfile >"$WORK/gated-$1.Caddyfile"
 	echo "$WORK/gated-$1.Caddyfile"
@@ -109,6 +112,7 @@ case_args() {
 	hs256) echo "/hs256/ hs256.jwt 200" ;;
 	rs256 | es256 | eddsa) echo "/$1/ $1.jwt 200" ;;
 	nocache) echo "/nocache/ hs256.jwt 200" ;;
+	refresher) echo "/refresher/ hs256.jwt 200" ;;
 	interstitial) echo "/page expired.jwt 401" ;;
 	*) echo "bench: unknown case $1" >&2; return 1 ;;
 	esac
