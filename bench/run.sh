@@ -12,7 +12,7 @@
 #         refresher                  HS256 with an internal refresher (memory store): the token
 #                                    carries a "sid", so the revoked-session set is consulted too
 #         Each case runs its own gated Caddy: bench/baseline.Caddyfile with session_gate
-#         first in the route (the layout of ../shared/tools/gate-overhead.sh's example pair).
+#         first in the route.
 #         The interstitial is also compared with an ungated page of the same size.
 # ENV     ROUNDS (3)  DUR (10s)  WARM (2s)  CONNS (64)  THREADS (2)
 #
