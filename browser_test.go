@@ -456,6 +456,20 @@ func testNoScriptFormRefreshes(t *testing.T, browser context.Context) {
 	})
 }
 
+// aliceLogin is a login page whose form starts a session for "alice" through
+// Session-Gate-Issue and returns to redirectToPath.
+const aliceLogin = `handle /login {
+		@signin method POST
+		header @signin Session-Gate-Issue "{\"sub\":\"alice\",\"claims\":{\"name\":\"Alice\"}}"
+		redir @signin {query.redirectToPath} 303
+
+		header Content-Type "text/html; charset=utf-8"
+		respond <<HTML
+			<!doctype html><title>login</title><h1 id="msg">Please sign in</h1>
+			<form method="post"><button id="signin">Continue as Alice</button></form>
+			HTML 200
+	}`
+
 // Issue #4: with the internal refresher, the whole life of a session in a
 // browser: login through Session-Gate-Issue, a protected page, expiry,
 // the interstitial's refresh, sign-out, and a revoked refresh token.
@@ -470,17 +484,7 @@ func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) 
 			store memory
 		}
 	}
-	handle /login {
-		@signin method POST
-		header @signin Session-Gate-Issue "{\"sub\":\"alice\",\"claims\":{\"name\":\"Alice\"}}"
-		redir @signin {query.redirectToPath} 303
-
-		header Content-Type "text/html; charset=utf-8"
-		respond <<HTML
-			<!doctype html><title>login</title><h1 id="msg">Please sign in</h1>
-			<form method="post"><button id="signin">Continue as Alice</button></form>
-			HTML 200
-	}
+	`+aliceLogin+`
 	handle {
 		header Content-Type "text/html; charset=utf-8"
 		respond <<HTML
@@ -559,17 +563,7 @@ func testSignOutEverywhere(t *testing.T, browser context.Context) {
 			store memory
 		}
 	}
-	handle /login {
-		@signin method POST
-		header @signin Session-Gate-Issue "{\"sub\":\"alice\",\"claims\":{\"name\":\"Alice\"}}"
-		redir @signin {query.redirectToPath} 303
-
-		header Content-Type "text/html; charset=utf-8"
-		respond <<HTML
-			<!doctype html><title>login</title><h1 id="msg">Please sign in</h1>
-			<form method="post"><button id="signin">Continue as Alice</button></form>
-			HTML 200
-	}
+	`+aliceLogin+`
 	handle {
 		header Content-Type "text/html; charset=utf-8"
 		respond <<HTML

@@ -121,17 +121,7 @@ func TestBrowserLostRefreshReply(t *testing.T) {
 			store memory
 		}
 	}
-	handle /login {
-		@signin method POST
-		header @signin Session-Gate-Issue "{\"sub\":\"alice\",\"claims\":{\"name\":\"Alice\"}}"
-		redir @signin {query.redirectToPath} 303
-
-		header Content-Type "text/html; charset=utf-8"
-		respond <<HTML
-			<!doctype html><title>login</title><h1 id="msg">Please sign in</h1>
-			<form method="post"><button id="signin">Continue as Alice</button></form>
-			HTML 200
-	}
+	`+aliceLogin+`
 	handle {
 		header Content-Type "text/html; charset=utf-8"
 		respond <<HTML
