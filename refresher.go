@@ -177,7 +177,7 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		Now:        gateClock,
 	})
 	if err != nil {
-		_ = store.Close()
+		_, _ = sharedStores.Delete(storeKey)
 		return nil, err
 	}
 	accessTTL := time.Duration(rc.AccessTTL)
@@ -250,18 +250,17 @@ func (rf *refresher) close() error {
 	if rf.stopWatch != nil {
 		rf.stopWatch()
 	}
-	return rf.store.Close()
+	_, err := sharedStores.Delete(rf.storeKey)
+	return err
 }
 
 // open returns the configured store, to be opened on first use: provisioning
 // ("caddy validate" included) must not wait on a bolt file a running Caddy
-// holds, nor fail on a Redis blip. Each gate has its own store handle; the
-// bolt store shares one open file among the handles of a process, which is
-// what lets a reload provision the new config while the old one holds it.
+// holds, nor fail on a Redis blip. Gates that name the same store share one
+// (sharedStores), across reloads too; release it with sharedStores.Delete.
 //
-// The key it returns names the store, so that the admin API asks a store
-// shared by several gates once: the absolute file for bolt, the URL and
-// prefix for Redis; every memory store is its own.
+// The key it returns names the store: the absolute file for bolt, the URL
+// and prefix for Redis; every memory store is its own.
 func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, string, error) {
 	var open func() (refresh.Store, error)
 	var key string
@@ -296,12 +295,28 @@ func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, string, error) {
 	default:
 		return nil, "", fmt.Errorf("unknown store %q (memory, bolt or redis)", sc.Type)
 	}
-	store := refresh.NewLazyStore(open)
 	if key == "" {
-		key = fmt.Sprintf("memory %p", store)
+		key = fmt.Sprintf("memory %p", &open) // never shared: each gate has its own
 	}
-	return store, key, nil
+	v, _, err := sharedStores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return sharedStore{refresh.NewLazyStore(open)}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(sharedStore), key, nil
 }
+
+// sharedStores hands every gate that names the same store, in this config
+// and the next, one store object. A reload cleans up the old config while
+// its last requests may still be running, so a store lives until the last
+// config using it is gone, not until the first one is.
+var sharedStores = caddy.NewUsagePool()
+
+// sharedStore is a store in sharedStores; it closes with its last user.
+type sharedStore struct{ refresh.Store }
+
+func (s sharedStore) Destruct() error { return s.Close() }
 
 // serveRefresh rotates the refresh token from the cookie and sets new
 // cookies (docs/behaviour.md, "The refresh endpoint").
