@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// redisProc is a redis-server on a loopback port, with an append-only file
+// synced on every write, so that a SIGKILL loses nothing it acknowledged: a
+// killed and restarted Redis comes back with every session, and a session
+// lost after the restart is the module's doing, not the soak's.
+type redisProc struct {
+	bin, dir, logPath string
+	port              int
+	cmd               *exec.Cmd
+	exited            chan struct{}
+}
+
+func startRedis(dir string) (*redisProc, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found (apt-get install -y --no-install-recommends redis-server)")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &redisProc{bin: bin, dir: dir, port: port, logPath: filepath.Join(dir, "redis.log")}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return r, r.start()
+}
+
+func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d", r.port) }
+
+func (r *redisProc) start() error {
+	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(r.bin, "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.cmd, r.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(r.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := r.command("PING"); err == nil && resp == "+PONG" {
+			return nil
+		}
+		select {
+		case <-r.exited:
+			return fmt.Errorf("redis-server exited at start; see %s", r.logPath)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server did not answer PING within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kill ends the server with SIGKILL, as a crash or an OOM kill would.
+func (r *redisProc) kill() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.exited
+	r.cmd = nil
+}
+
+// stop shuts the server down at the end of the run.
+func (r *redisProc) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_, _ = r.command("SHUTDOWN NOSAVE")
+	select {
+	case <-r.exited:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+	r.cmd = nil
+}
+
+// dbsize counts the keys, to show that the restart kept the sessions.
+func (r *redisProc) dbsize() string {
+	v, err := r.command("DBSIZE")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimPrefix(v, ":")
+}
+
+// command sends one inline command and returns the first reply line.
+func (r *redisProc) command(cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.port), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
+}
