@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ const (
 // and what the report says about it.
 type faultState struct {
 	kind string
+	out  io.Writer // where progress goes
 	// The store outage, unix nanoseconds: downFrom is set when Redis is
 	// killed, downUntil when it answers again plus storeRecovery (0 while
 	// it is down).
@@ -41,8 +43,8 @@ type faultState struct {
 	lines []string
 }
 
-func newFaultState(kind string) *faultState {
-	f := &faultState{kind: kind}
+func newFaultState(kind string, out io.Writer) *faultState {
+	f := &faultState{kind: kind, out: out}
 	// Unknown kids make the jwks gate refetch, at most once per 5 minutes: in
 	// the jwks-down run that one refetch is kept for the outage.
 	f.unknownKID.Store(kind != faultJWKSDown)
@@ -67,7 +69,7 @@ func (f *faultState) logf(began time.Time, format string, args ...any) {
 	f.mu.Lock()
 	f.lines = append(f.lines, line)
 	f.mu.Unlock()
-	fmt.Println("fault: " + line)
+	fmt.Fprintln(f.out, "fault: "+line)
 }
 
 func (f *faultState) report() []string {

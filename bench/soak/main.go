@@ -177,7 +177,7 @@ func run(o options, out io.Writer) (bool, error) {
 		o.store, o.fault, o.duration, o.people, o.conns, o.accessTTL, o.grace, o.lostReplies, o.seed)
 	fmt.Fprintf(out, "# soak %s\n# %d cores, caddy pid %d, log %s\n", header, runtime.NumCPU(), e.caddy.cmd.Process.Pid, e.caddy.logPath)
 
-	faults := newFaultState(o.fault)
+	faults := newFaultState(o.fault, out)
 	w := &world{c: e.c, st: e.st, idp: e.idp, faults: faults, lostReplies: o.lostReplies}
 	people := make(chan *person, o.people)
 	for i := range o.people {

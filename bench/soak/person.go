@@ -464,6 +464,10 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	w.forget(p)
 	stale := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(),
 		cookie: "sRefreshToken=" + oldRefresh})
+	if stale.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(stale) {
+		w.expect(p, stale, kStoreDown, checkStoreDown(stale, false)) // a genuine token needs the store
+		return
+	}
 	w.expect(p, stale, kRefused, checkRefused(stale))
 }
 
