@@ -22,6 +22,9 @@ type client struct {
 	hostA string // the refresher site, a.test:PORT
 	hostB string // the jwks site, b.test:PORT
 	st    *stats
+	// slots bounds the requests in flight, and so the connections, to -conns
+	// however many tabs the people open at once.
+	slots chan struct{}
 }
 
 func newClient(port, conns int, st *stats) *client {
@@ -42,6 +45,7 @@ func newClient(port, conns int, st *stats) *client {
 		hostA: fmt.Sprintf("a.test:%d", port),
 		hostB: fmt.Sprintf("b.test:%d", port),
 		st:    st,
+		slots: make(chan struct{}, conns),
 	}
 }
 
@@ -99,6 +103,9 @@ type request struct {
 	origin       string // the Origin header; "" sends none
 	fetchSite    string // Sec-Fetch-Site for a fetch or a form; "" keeps the style's default
 	body         string
+	// timeout gives up on the answer, as the interstitial's script does
+	// after 10 s; 0 waits as long as the client does (30 s).
+	timeout time.Duration
 }
 
 // style is how a browser would send the request.
@@ -121,8 +128,13 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 		e.what = "[jwks site] " + e.what
 	}
 	for attempt := 0; ; attempt++ {
-		req, err := c.build(ctx, r)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if r.timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, r.timeout)
+		}
+		req, err := c.build(rctx, r)
 		if err != nil {
+			cancel()
 			e.err = err
 			return e
 		}
@@ -132,6 +144,7 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 			GotFirstResponseByte: func() { answered = true },
 		}
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+		c.slots <- struct{}{}
 		c.st.enter()
 		e.sent = time.Now()
 		resp, err := c.http.Do(req)
@@ -143,6 +156,8 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 		}
 		e.recv = time.Now()
 		c.st.leave()
+		<-c.slots
+		cancel()
 		e.err = err
 		if err != nil && reused && !answered && attempt == 0 && ctx.Err() == nil {
 			c.st.retries.Add(1)

@@ -245,6 +245,10 @@ func (w *world) apiCall(ctx context.Context, p *person) {
 	}
 }
 
+// interstitialTimeout is how long the interstitial's script waits for the
+// refresh endpoint before it shows "Still trying…" and posts again.
+const interstitialTimeout = 10 * time.Second
+
 // refreshAnswer is what one refresh POST came to.
 type refreshAnswer uint8
 
@@ -259,9 +263,12 @@ const (
 // postRefresh is the interstitial's fetch to refresh_path with the given
 // Cookie header, checked; the jar is updated unless the reply is "lost".
 func (w *world) postRefresh(ctx context.Context, p *person, cookie string, allowGrace, dropReply bool) refreshAnswer {
-	e := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(), cookie: cookie})
+	e := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(), cookie: cookie,
+		timeout: interstitialTimeout})
 	if e.err != nil {
-		w.fail(p, e, "transport error", false)
+		// The page gives up and retries later: a lost reply, if the store
+		// rotated meanwhile.
+		w.fail(p, e, "no answer within the interstitial's 10 s", false)
 		p.uncertain = true
 		return refreshFailed
 	}
