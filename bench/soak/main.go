@@ -49,6 +49,7 @@ type options struct {
 	accessTTL   time.Duration
 	grace       time.Duration
 	lostReplies float64
+	revocation  bool
 	out         string
 	keep        bool
 	seed        uint64
@@ -65,6 +66,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.accessTTL, "access-ttl", 6*time.Second, "the refresher's access_ttl: short, so that people cross expiry")
 	flag.DurationVar(&o.grace, "grace", 10*time.Second, "the refresher's reuse_grace")
 	flag.Float64Var(&o.lostReplies, "lost-replies", 0, "share of single-tab refreshes whose answer the person never gets (contract §4: a dropped reply never signs a person out)")
+	flag.BoolVar(&o.revocation, "check-revocation", false, "after each sign-out, check that the signed-out access token is refused 1.5 s later (contract §7)")
 	flag.StringVar(&o.out, "out", "", "also write the output to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfile, logs, store)")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the people's choices (0: random)")
@@ -173,12 +175,12 @@ func run(o options, out io.Writer) (bool, error) {
 	defer e.caddy.stop()
 	e.c = newClient(ports[1], o.conns, e.st)
 
-	header := fmt.Sprintf("store=%s fault=%s duration=%v people=%d conns=%d access_ttl=%v reuse_grace=%v lost_replies=%g seed=%d",
-		o.store, o.fault, o.duration, o.people, o.conns, o.accessTTL, o.grace, o.lostReplies, o.seed)
+	header := fmt.Sprintf("store=%s fault=%s duration=%v people=%d conns=%d access_ttl=%v reuse_grace=%v lost_replies=%g check_revocation=%v seed=%d",
+		o.store, o.fault, o.duration, o.people, o.conns, o.accessTTL, o.grace, o.lostReplies, o.revocation, o.seed)
 	fmt.Fprintf(out, "# soak %s\n# %d cores, caddy pid %d, log %s\n", header, runtime.NumCPU(), e.caddy.cmd.Process.Pid, e.caddy.logPath)
 
 	faults := newFaultState(o.fault, out)
-	w := &world{c: e.c, st: e.st, idp: e.idp, faults: faults, lostReplies: o.lostReplies}
+	w := &world{c: e.c, st: e.st, idp: e.idp, faults: faults, lostReplies: o.lostReplies, checkRevocation: o.revocation}
 	people := make(chan *person, o.people)
 	for i := range o.people {
 		people <- newPerson(i, o.seed)
@@ -252,7 +254,9 @@ func run(o options, out io.Writer) (bool, error) {
 	addProbe(fmt.Sprintf("end (%v)", time.Since(began).Round(time.Second)))
 	workers.Wait()
 	side.Wait()
+	w.bg.Wait()
 	elapsed := time.Since(began)
+	metrics := crossCheckMetrics(e.st, e.caddy.cfg.AdminPort)
 	// Idle again: the client's connections close, Caddy's per-connection
 	// goroutines end; what remains should be what was there before.
 	e.c.http.CloseIdleConnections()
@@ -268,6 +272,7 @@ func run(o options, out io.Writer) (bool, error) {
 		probes:      probes,
 		logLines:    e.caddy.logFindings(),
 		jwksServed:  [2]int64{e.idp.served[0].Load(), e.idp.served[1].Load()},
+		metrics:     metrics,
 		leakSlack:   10,
 		warmupIndex: 1,
 	}), nil

@@ -17,6 +17,10 @@ type world struct {
 	idp         *idp
 	faults      *faultState
 	lostReplies float64 // share of single-tab refreshes whose answer the person never gets
+	// checkRevocation: after each sign-out, the signed-out access token is
+	// tried again 1.5 s later and must be refused (contract §7).
+	checkRevocation bool
+	bg              sync.WaitGroup // those later checks
 }
 
 // person is one simulated user with a browser (a cookie jar shared by its
@@ -129,7 +133,7 @@ func (w *world) signIn(ctx context.Context, p *person) {
 	e := w.c.do(ctx, request{method: "GET", path: "/login?user=" + p.name, style: navigation})
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, true); bad == "" {
-			w.st.ok(kStoreDown, e.took())
+			w.st.ok(kSigninDown, e.took())
 			return
 		}
 	}
@@ -159,11 +163,11 @@ func (w *world) anonymousVisit(ctx context.Context, p *person) {
 	path := p.nextPage()
 	if p.rng.IntN(2) == 0 {
 		e := w.c.do(ctx, request{method: "GET", path: path, style: navigation})
-		w.expect(p, e, kLoginRedirect, checkLoginRedirect(e, path))
+		w.expect(p, e, kAnonRedirect, checkLoginRedirect(e, path))
 		return
 	}
 	e := w.c.do(ctx, request{method: "GET", path: "/api/me", style: apiCall})
-	w.expect(p, e, kUnauthorised, checkJSON401(e, bodyUnauthorised))
+	w.expect(p, e, kAnonAPI, checkJSON401(e, bodyUnauthorised))
 }
 
 // expect records e as kind k when bad is "", else as unexpected.
@@ -455,7 +459,7 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	e := w.c.do(ctx, request{method: "POST", path: signoutPath, style: apiCall, origin: w.c.originA(), cookie: p.jar.header(signoutPath)})
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, false); bad == "" {
-			w.st.ok(kStoreDown, e.took())
+			w.st.ok(kSignoutDown, e.took())
 			return // still signed in; the person tries again some other time
 		}
 	}
@@ -468,7 +472,11 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	if !w.expect(p, e, kSignout, bad) {
 		return
 	}
+	oldAccess, oldSid := p.jar.access, p.sid
 	w.forget(p)
+	if w.checkRevocation {
+		w.bg.Go(func() { w.revokedTokenRefused(p.name, oldAccess, oldSid) })
+	}
 	stale := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(),
 		cookie: "sRefreshToken=" + oldRefresh})
 	if stale.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(stale) {
@@ -506,4 +514,19 @@ func (w *world) jwksCall(ctx context.Context, p *person) {
 		}
 		return
 	}
+}
+
+// revokedTokenRefused presents a signed-out session's access token 1.5 s
+// after the sign-out: contract §7 says every Caddy sharing the store refuses
+// it within 1 s (as expired), although it has not expired yet.
+func (w *world) revokedTokenRefused(name, access, sid string) {
+	time.Sleep(1500 * time.Millisecond)
+	p := &person{name: name + "(signed out)"}
+	e := w.c.do(context.Background(), request{method: "GET", path: "/api/me", style: apiCall, cookie: "sAccessToken=" + access})
+	if e.status == http.StatusOK {
+		w.fail(p, e, "the access token of a session signed out 1.5 s ago still passes (contract §7: refused within 1 s)", false)
+		return
+	}
+	w.expect(p, e, kRevoked, checkJSON401(e, bodyTryRefresh))
+	_ = sid
 }

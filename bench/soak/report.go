@@ -18,26 +18,31 @@ type kind string
 
 // The kinds of expected answers.
 const (
-	kPage           kind = "page_ok"               // navigation, valid token: 200 from the site
-	kAPI            kind = "api_ok"                // API call, valid token: 200 from the site
-	kInterstitial   kind = "interstitial"          // navigation, expired token: 401 refresh page
-	kTryRefresh     kind = "api_try_refresh"       // API call, expired token: 401 {"message":"try refresh token"}
-	kRefreshOK      kind = "refresh_rotated"       // 200, new access and rotated refresh cookie
-	kRefreshGrace   kind = "refresh_grace"         // 200, new access cookie, refresh cookie kept (another tab rotated)
-	kRefused        kind = "refresh_refused"       // 401, cookies cleared (a token that must not refresh)
-	kStoreDown      kind = "store_unavailable"     // 503 while the store is down (fault window only)
-	kSignin         kind = "signin"                // the login handler's answer, session cookies set
-	kSignout        kind = "signout"               // 200, cookies cleared
-	kLoginRedirect  kind = "login_redirect"        // navigation without a usable token: 302 to login
-	kUnauthorised   kind = "api_unauthorised"      // API call without a usable token: 401 {"message":"unauthorised"}
-	kCrossSite      kind = "cross_site_403"        // refresh/signout POST marked cross-site: 403
-	kJWKSOK         kind = "jwks_gate_ok"          // the jwks gate let a valid token through
-	kJWKSExpired    kind = "jwks_gate_expired"     // the jwks gate: expired token, 401 try refresh token
-	kJWKSInvalid    kind = "jwks_gate_forged"      // the jwks gate: a token signed by a key it does not have, 401 unauthorised
-	kJWKSUnknownKID kind = "jwks_gate_unknown_kid" // the jwks gate: an unknown kid (refetch, rate-limited), 401 unauthorised
-	kMethod         kind = "method_not_allowed"    // GET to refresh_path: 405 Allow: POST
-	kDropped        kind = "refresh_reply_dropped" // a 200 refresh the person pretends never came (-lost-replies)
-	kVersion        kind = "version"               // the public /version probe (every 100 ms; all reloads)
+	kPage           kind = "page_ok"                   // navigation, valid token: 200 from the site
+	kAPI            kind = "api_ok"                    // API call, valid token: 200 from the site
+	kInterstitial   kind = "interstitial"              // navigation, expired token: 401 refresh page
+	kTryRefresh     kind = "api_try_refresh"           // API call, expired token: 401 {"message":"try refresh token"}
+	kRefreshOK      kind = "refresh_rotated"           // 200, new access and rotated refresh cookie
+	kRefreshGrace   kind = "refresh_grace"             // 200, new access cookie, refresh cookie kept (another tab rotated)
+	kRefused        kind = "refresh_refused"           // 401, cookies cleared (a token that must not refresh)
+	kStoreDown      kind = "store_unavailable"         // 503 while the store is down (fault window only)
+	kSigninDown     kind = "signin_store_unavailable"  // login: 503, no session could start while the store is down
+	kSignoutDown    kind = "signout_store_unavailable" // sign-out: 503 while the store is down; the person stays signed in
+	kAnonRedirect   kind = "anonymous_redirect"        // navigation without any token: 302 to login
+	kAnonAPI        kind = "anonymous_api"             // API call without any token: 401 {"message":"unauthorised"}
+	kRevoked        kind = "revoked_token_refused"     // (-check-revocation) a signed-out session's access token, 1.5 s later: refused as expired
+	kSignin         kind = "signin"                    // the login handler's answer, session cookies set
+	kSignout        kind = "signout"                   // 200, cookies cleared
+	kLoginRedirect  kind = "login_redirect"            // navigation without a usable token: 302 to login
+	kUnauthorised   kind = "api_unauthorised"          // API call without a usable token: 401 {"message":"unauthorised"}
+	kCrossSite      kind = "cross_site_403"            // refresh/signout POST marked cross-site: 403
+	kJWKSOK         kind = "jwks_gate_ok"              // the jwks gate let a valid token through
+	kJWKSExpired    kind = "jwks_gate_expired"         // the jwks gate: expired token, 401 try refresh token
+	kJWKSInvalid    kind = "jwks_gate_forged"          // the jwks gate: a token signed by a key it does not have, 401 unauthorised
+	kJWKSUnknownKID kind = "jwks_gate_unknown_kid"     // the jwks gate: an unknown kid (refetch, rate-limited), 401 unauthorised
+	kMethod         kind = "method_not_allowed"        // GET to refresh_path: 405 Allow: POST
+	kDropped        kind = "refresh_reply_dropped"     // a 200 refresh the person pretends never came (-lost-replies)
+	kVersion        kind = "version"                   // the public /version probe (every 100 ms; all reloads)
 )
 
 // maxExamples is how many unexpected answers the report quotes.
@@ -158,7 +163,7 @@ func (s *stats) progressLine(elapsed time.Duration, prevTotal int64, every time.
 	total := s.total.Load()
 	return fmt.Sprintf("t=%3.0fs req %d (%.0f/s) unexpected %d lost %d signed_in %d rotations %d interstitials %d store_unavailable %d inflight %d | caddy %.1f MB %d goroutines",
 		elapsed.Seconds(), total, float64(total-prevTotal)/every.Seconds(), s.unexpect.Load(), s.lost.Load(),
-		s.signedIn.Load(), s.rotations.Load(), c[kInterstitial], c[kStoreDown], s.inflight.Load(),
+		s.signedIn.Load(), s.rotations.Load(), c[kInterstitial], c[kStoreDown]+c[kSigninDown]+c[kSignoutDown], s.inflight.Load(),
 		float64(p.rssKB)/1024, p.goroutines)
 }
 
@@ -170,6 +175,7 @@ type summary struct {
 	probes      []probe
 	logLines    []string
 	jwksServed  [2]int64 // 200s and 500s the JWKS server gave
+	metrics     []string
 	leakSlack   int
 	warmupIndex int // index in probes of the first probe after warm-up
 }
@@ -208,6 +214,9 @@ func (s *stats) write(w io.Writer, sum summary) bool {
 		fmt.Fprintf(w, "jwks server answered %d x 200, %d x 500\n", sum.jwksServed[0], sum.jwksServed[1])
 	}
 
+	for _, l := range sum.metrics {
+		fmt.Fprintf(w, "gate metrics: %s\n", l)
+	}
 	var parts []string
 	for _, p := range sum.probes {
 		parts = append(parts, p.String())
