@@ -60,10 +60,12 @@ func newPerson(i int, seed uint64) *person {
 // sign-out or sign-in, or something hostile with or without its cookies.
 func (w *world) step(ctx context.Context, p *person) {
 	if !p.signedIn {
-		if p.rng.IntN(4) == 0 {
+		if p.rng.IntN(4) == 0 || time.Now().Before(p.retryAt) {
 			w.anonymousVisit(ctx, p)
 		}
-		w.signIn(ctx, p)
+		if !time.Now().Before(p.retryAt) {
+			w.signIn(ctx, p)
+		}
 		return
 	}
 	if time.Now().After(p.signOutAt) {
@@ -134,6 +136,7 @@ func (w *world) signIn(ctx context.Context, p *person) {
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, true); bad == "" {
 			w.st.ok(kSigninDown, e.took())
+			p.retryAt = time.Now().Add(time.Duration(500+p.rng.IntN(1500)) * time.Millisecond)
 			return
 		}
 	}
@@ -472,10 +475,10 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	if !w.expect(p, e, kSignout, bad) {
 		return
 	}
-	oldAccess, oldSid := p.jar.access, p.sid
+	oldAccess, _ := p.jar.snapshot()
 	w.forget(p)
 	if w.checkRevocation {
-		w.bg.Go(func() { w.revokedTokenRefused(p.name, oldAccess, oldSid) })
+		w.bg.Go(func() { w.revokedTokenRefused(p.name, oldAccess) })
 	}
 	stale := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(),
 		cookie: "sRefreshToken=" + oldRefresh})
@@ -519,7 +522,7 @@ func (w *world) jwksCall(ctx context.Context, p *person) {
 // revokedTokenRefused presents a signed-out session's access token 1.5 s
 // after the sign-out: contract §7 says every Caddy sharing the store refuses
 // it within 1 s (as expired), although it has not expired yet.
-func (w *world) revokedTokenRefused(name, access, sid string) {
+func (w *world) revokedTokenRefused(name, access string) {
 	time.Sleep(1500 * time.Millisecond)
 	p := &person{name: name + "(signed out)"}
 	e := w.c.do(context.Background(), request{method: "GET", path: "/api/me", style: apiCall, cookie: "sAccessToken=" + access})
@@ -528,5 +531,4 @@ func (w *world) revokedTokenRefused(name, access, sid string) {
 		return
 	}
 	w.expect(p, e, kRevoked, checkJSON401(e, bodyTryRefresh))
-	_ = sid
 }
