@@ -68,7 +68,7 @@ func (w *world) step(ctx context.Context, p *person) {
 		}
 		return
 	}
-	if time.Now().After(p.signOutAt) {
+	if now := time.Now(); now.After(p.signOutAt) && !now.Before(p.retryAt) {
 		w.signOut(ctx, p)
 		return
 	}
@@ -463,7 +463,8 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, false); bad == "" {
 			w.st.ok(kSignoutDown, e.took())
-			return // still signed in; the person tries again some other time
+			p.retryAt = time.Now().Add(time.Duration(500+p.rng.IntN(1500)) * time.Millisecond)
+			return // still signed in; the person tries again a little later
 		}
 	}
 	bad := ""
