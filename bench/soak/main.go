@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -177,7 +178,8 @@ func run(o options, out io.Writer) (bool, error) {
 
 	header := fmt.Sprintf("store=%s fault=%s duration=%v people=%d conns=%d access_ttl=%v reuse_grace=%v lost_replies=%g check_revocation=%v seed=%d",
 		o.store, o.fault, o.duration, o.people, o.conns, o.accessTTL, o.grace, o.lostReplies, o.revocation, o.seed)
-	fmt.Fprintf(out, "# soak %s\n# %d cores, caddy pid %d, log %s\n", header, runtime.NumCPU(), e.caddy.cmd.Process.Pid, e.caddy.logPath)
+	fmt.Fprintf(out, "# soak %s\n# %d cores (shared: load average %s), %s, caddy pid %d\n",
+		header, runtime.NumCPU(), loadAverage(), runtime.Version(), e.caddy.cmd.Process.Pid)
 
 	faults := newFaultState(o.fault, out)
 	w := &world{c: e.c, st: e.st, idp: e.idp, faults: faults, lostReplies: o.lostReplies, checkRevocation: o.revocation}
@@ -264,6 +266,7 @@ func run(o options, out io.Writer) (bool, error) {
 	e.idp.srv.SetKeepAlivesEnabled(false) // and its JWKS client's
 	time.Sleep(3 * time.Second)
 	addProbe("idle after")
+	fmt.Fprintf(out, "# load average at the end %s\n", loadAverage())
 
 	return e.st.write(out, summary{
 		header:      header,
@@ -276,6 +279,20 @@ func run(o options, out io.Writer) (bool, error) {
 		leakSlack:   10,
 		warmupIndex: 1,
 	}), nil
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load: the soak shares
+// two cores with whatever else runs, and its latencies say so.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func fatalf(format string, args ...any) {
