@@ -161,6 +161,9 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 		e.err = err
 		if err != nil && reused && !answered && attempt == 0 && ctx.Err() == nil {
 			c.st.retries.Add(1)
+			if r.method == http.MethodPost {
+				c.st.retriedPosts.Add(1)
+			}
 			continue
 		}
 		return e

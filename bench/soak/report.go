@@ -52,18 +52,21 @@ const maxExamples = 8
 type stats struct {
 	began time.Time
 
-	mu        sync.Mutex
-	byKind    map[kind]*kindStats
-	examples  []string
-	lostWho   []string
-	total     atomic.Int64
-	unexpect  atomic.Int64
-	lost      atomic.Int64
-	retries   atomic.Int64 // requests re-sent after a kept-alive connection closed under them
-	inflight  atomic.Int64
-	peakInfl  atomic.Int64
-	signedIn  atomic.Int64 // people who hold a session right now
-	rotations atomic.Int64 // refreshes that rotated the refresh token
+	mu       sync.Mutex
+	byKind   map[kind]*kindStats
+	examples []string
+	lostWho  []string
+	total    atomic.Int64
+	unexpect atomic.Int64
+	lost     atomic.Int64
+	retries  atomic.Int64 // requests re-sent after a kept-alive connection closed under them
+	// retriedPosts are the POSTs among them (refresh, sign-out): a browser
+	// re-sends those too when nothing of the answer had arrived.
+	retriedPosts atomic.Int64
+	inflight     atomic.Int64
+	peakInfl     atomic.Int64
+	signedIn     atomic.Int64 // people who hold a session right now
+	rotations    atomic.Int64 // refreshes that rotated the refresh token
 }
 
 type kindStats struct {
@@ -184,8 +187,8 @@ type summary struct {
 func (s *stats) write(w io.Writer, sum summary) bool {
 	total := s.total.Load()
 	fmt.Fprintf(w, "== soak summary: %s\n", sum.header)
-	fmt.Fprintf(w, "requests %d in %.1fs (%.0f/s), peak in flight %d, re-sent after a closed keep-alive connection %d\n",
-		total, sum.elapsed.Seconds(), float64(total)/sum.elapsed.Seconds(), s.peakInfl.Load(), s.retries.Load())
+	fmt.Fprintf(w, "requests %d in %.1fs (%.0f/s), peak in flight %d, re-sent once after Caddy closed a kept-alive connection under them %d (POST %d)\n",
+		total, sum.elapsed.Seconds(), float64(total)/sum.elapsed.Seconds(), s.peakInfl.Load(), s.retries.Load(), s.retriedPosts.Load())
 	fmt.Fprintf(w, "unexpected answers %d\n", s.unexpect.Load())
 	s.mu.Lock()
 	for _, e := range s.examples {
