@@ -252,6 +252,7 @@ func (c *caddyProc) logFindings() []string {
 	}
 	defer f.Close()
 	counts := map[string]int{}
+	first := map[string]string{}
 	var order []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -264,12 +265,17 @@ func (c *caddyProc) logFindings() []string {
 		key := level + " " + jsonField(line, "logger") + ": " + jsonField(line, "msg")
 		if counts[key] == 0 {
 			order = append(order, key)
+			first[key] = jsonField(line, "error")
 		}
 		counts[key]++
 	}
 	var out []string
 	for _, k := range order {
-		out = append(out, fmt.Sprintf("%d x %s", counts[k], k))
+		l := fmt.Sprintf("%d x %s", counts[k], k)
+		if first[k] != "" {
+			l += " (first: " + first[k] + ")"
+		}
+		out = append(out, l)
 	}
 	if len(out) == 0 {
 		out = append(out, "no warnings or errors")

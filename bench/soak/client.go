@@ -119,9 +119,15 @@ const (
 
 const maxBody = 64 << 10
 
+// maxResends bounds the re-sends of one request whose kept-alive connection
+// Caddy closed before answering (a reload closes every idle connection, so
+// the next one from the pool may be closed too). Chromium also re-sends such
+// a request, POST included: the server never read it.
+const maxResends = 3
+
 // do sends r and reads the whole answer. A request that fails because a
 // kept-alive connection was closed under it before any answer came is sent
-// once more, as browsers do (Caddy closes idle connections on a reload).
+// again, as browsers do (Caddy closes idle connections on a reload).
 func (c *client) do(ctx context.Context, r request) *exchange {
 	e := &exchange{what: r.method + " " + r.path + " " + r.style.String()}
 	if r.site == "b" {
@@ -159,7 +165,7 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 		<-c.slots
 		cancel()
 		e.err = err
-		if err != nil && reused && !answered && attempt == 0 && ctx.Err() == nil {
+		if err != nil && reused && !answered && attempt < maxResends && ctx.Err() == nil {
 			c.st.retries.Add(1)
 			if r.method == http.MethodPost {
 				c.st.retriedPosts.Add(1)

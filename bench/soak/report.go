@@ -187,7 +187,7 @@ type summary struct {
 func (s *stats) write(w io.Writer, sum summary) bool {
 	total := s.total.Load()
 	fmt.Fprintf(w, "== soak summary: %s\n", sum.header)
-	fmt.Fprintf(w, "requests %d in %.1fs (%.0f/s), peak in flight %d, re-sent once after Caddy closed a kept-alive connection under them %d (POST %d)\n",
+	fmt.Fprintf(w, "requests %d in %.1fs (%.0f/s), peak in flight %d, re-sent after Caddy closed a kept-alive connection under them %d (POST %d)\n",
 		total, sum.elapsed.Seconds(), float64(total)/sum.elapsed.Seconds(), s.peakInfl.Load(), s.retries.Load(), s.retriedPosts.Load())
 	fmt.Fprintf(w, "unexpected answers %d\n", s.unexpect.Load())
 	s.mu.Lock()
