@@ -38,6 +38,7 @@ type faultState struct {
 	// it is down).
 	downFrom, downUntil atomic.Int64
 	unknownKID          atomic.Bool // hostile unknown-kid tokens may be sent
+	stalls              *stallWatch // Redis's own latency, nil with bolt
 
 	mu    sync.Mutex
 	lines []string
@@ -51,9 +52,20 @@ func newFaultState(kind string, out io.Writer) *faultState {
 	return f
 }
 
-// storeMayBeDown reports whether e overlapped the store outage, when a 503
-// from the refresher is the contract's answer.
+// storeMayBeDown reports whether e overlapped the store outage, or a stall
+// of Redis itself, when a 503 from the refresher is the contract's answer.
+// A 503 in a stall outside the fault is counted apart (storeStalled).
 func (f *faultState) storeMayBeDown(e *exchange) bool {
+	return f.inOutage(e) || f.stalls.overlaps(e)
+}
+
+// storeStalled reports whether a 503 came during a Redis stall rather than
+// the injected outage.
+func (f *faultState) storeStalled(e *exchange) bool {
+	return !f.inOutage(e) && f.stalls.overlaps(e)
+}
+
+func (f *faultState) inOutage(e *exchange) bool {
 	from := f.downFrom.Load()
 	if from == 0 || e.recv.UnixNano() < from {
 		return false

@@ -182,6 +182,11 @@ func run(o options, out io.Writer) (bool, error) {
 		header, runtime.NumCPU(), loadAverage(), runtime.Version(), e.caddy.cmd.Process.Pid)
 
 	faults := newFaultState(o.fault, out)
+	if e.redis != nil {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		defer stopWatch()
+		faults.stalls = e.redis.watchStalls(watchCtx)
+	}
 	w := &world{c: e.c, st: e.st, idp: e.idp, faults: faults, lostReplies: o.lostReplies, checkRevocation: o.revocation}
 	people := make(chan *person, o.people)
 	for i := range o.people {
@@ -276,9 +281,17 @@ func run(o options, out io.Writer) (bool, error) {
 		logLines:    e.caddy.logFindings(),
 		jwksServed:  [2]int64{e.idp.served[0].Load(), e.idp.served[1].Load()},
 		metrics:     metrics,
+		redis:       redisReport(faults.stalls),
 		leakSlack:   10,
 		warmupIndex: 1,
 	}), nil
+}
+
+func redisReport(s *stallWatch) string {
+	if s == nil {
+		return ""
+	}
+	return s.report()
 }
 
 // loadAverage is the machine's 1, 5 and 15 minute load: the soak shares

@@ -107,6 +107,16 @@ func (w *world) fail(p *person, e *exchange, why string, lost bool) {
 	}
 }
 
+// storeDown records a 503 the store outage explains; one that only a stall
+// of Redis explains (outside the injected fault) is counted and quoted apart.
+func (w *world) storeDown(p *person, e *exchange, k kind) {
+	w.st.ok(k, e.took())
+	if w.faults.storeStalled(e) {
+		w.st.stalled.Add(1)
+		w.st.noteStall(fmt.Sprintf("%s: %s", p.name, e.describe()))
+	}
+}
+
 // loseSession counts a session lost once per person and incident, and
 // forgets it.
 func (w *world) loseSession(p *person) {
@@ -135,7 +145,7 @@ func (w *world) signIn(ctx context.Context, p *person) {
 	e := w.c.do(ctx, request{method: "GET", path: "/login?user=" + p.name, style: navigation})
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, true); bad == "" {
-			w.st.ok(kSigninDown, e.took())
+			w.storeDown(p, e, kSigninDown)
 			p.retryAt = time.Now().Add(time.Duration(500+p.rng.IntN(1500)) * time.Millisecond)
 			return
 		}
@@ -313,7 +323,7 @@ func (w *world) postRefresh(ctx context.Context, p *person, cookie string, allow
 	case http.StatusServiceUnavailable:
 		if w.faults.storeMayBeDown(e) {
 			if bad := checkStoreDown(e, false); bad == "" {
-				w.st.ok(kStoreDown, e.took())
+				w.storeDown(p, e, kStoreDown)
 				p.uncertain = true // the store may have rotated before the answer was lost
 				p.retryAt = time.Now().Add(time.Duration(200+p.rng.IntN(800)) * time.Millisecond)
 				return refreshStoreDown
@@ -462,7 +472,7 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	e := w.c.do(ctx, request{method: "POST", path: signoutPath, style: apiCall, origin: w.c.originA(), cookie: p.jar.header(signoutPath)})
 	if e.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(e) {
 		if bad := checkStoreDown(e, false); bad == "" {
-			w.st.ok(kSignoutDown, e.took())
+			w.storeDown(p, e, kSignoutDown)
 			p.retryAt = time.Now().Add(time.Duration(500+p.rng.IntN(1500)) * time.Millisecond)
 			return // still signed in; the person tries again a little later
 		}
@@ -484,7 +494,11 @@ func (w *world) signOut(ctx context.Context, p *person) {
 	stale := w.c.do(ctx, request{method: "POST", path: refreshPath, style: apiCall, origin: w.c.originA(),
 		cookie: "sRefreshToken=" + oldRefresh})
 	if stale.status == http.StatusServiceUnavailable && w.faults.storeMayBeDown(stale) {
-		w.expect(p, stale, kStoreDown, checkStoreDown(stale, false)) // a genuine token needs the store
+		if bad := checkStoreDown(stale, false); bad == "" {
+			w.storeDown(p, stale, kStoreDown) // a genuine token needs the store
+		} else {
+			w.fail(p, stale, bad, false)
+		}
 		return
 	}
 	w.expect(p, stale, kRefused, checkRefused(stale))

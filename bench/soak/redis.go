@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -118,4 +120,71 @@ func (r *redisProc) command(cmd string) (string, error) {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimRight(line, "\r\n"), err
+}
+
+// stallWatch PINGs Redis every 100 ms on its own connection and keeps the
+// windows in which an answer took longer than stallAfter: Redis itself (an
+// fsync on a busy disk, with appendfsync always) or the machine stalled.
+// The store's read timeout is 1 s, so a 503 that overlaps such a window is
+// the store's honest answer, not the module's fault; any other 503 outside
+// the fault is unexpected.
+type stallWatch struct {
+	mu      sync.Mutex
+	windows [][2]time.Time
+	maxRTT  time.Duration
+	pings   int
+}
+
+const stallAfter = 500 * time.Millisecond
+
+func (r *redisProc) watchStalls(ctx context.Context) *stallWatch {
+	s := &stallWatch{}
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			sent := time.Now()
+			_, err := r.command("PING")
+			rtt := time.Since(sent)
+			if err != nil {
+				continue // down: the fault window covers it
+			}
+			s.mu.Lock()
+			s.pings++
+			s.maxRTT = max(s.maxRTT, rtt)
+			if rtt > stallAfter {
+				s.windows = append(s.windows, [2]time.Time{sent, sent.Add(rtt)})
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// overlaps reports whether e overlapped a stall, with the store's 1 s
+// timeout of slack before it.
+func (s *stallWatch) overlaps(e *exchange) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.windows {
+		if e.recv.After(w[0].Add(-time.Second)) && e.sent.Before(w[1].Add(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *stallWatch) report() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("redis PING every 100 ms: %d answered, slowest %v, %d over %v", s.pings,
+		s.maxRTT.Round(time.Millisecond), len(s.windows), stallAfter)
 }

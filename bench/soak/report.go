@@ -63,6 +63,9 @@ type stats struct {
 	// retriedPosts are the POSTs among them (refresh, sign-out): a browser
 	// re-sends those too when nothing of the answer had arrived.
 	retriedPosts atomic.Int64
+	// stalled counts 503s outside the fault that a stall of Redis explains.
+	stalled      atomic.Int64
+	stallExample string
 	inflight     atomic.Int64
 	peakInfl     atomic.Int64
 	signedIn     atomic.Int64 // people who hold a session right now
@@ -125,6 +128,14 @@ func (s *stats) note(what string) {
 	s.mu.Unlock()
 }
 
+func (s *stats) noteStall(what string) {
+	s.mu.Lock()
+	if s.stallExample == "" {
+		s.stallExample = fmt.Sprintf("t=%.1fs %s", time.Since(s.began).Seconds(), what)
+	}
+	s.mu.Unlock()
+}
+
 func (s *stats) enter() {
 	n := s.inflight.Add(1)
 	for {
@@ -178,6 +189,7 @@ type summary struct {
 	probes      []probe
 	logLines    []string
 	jwksServed  [2]int64 // 200s and 500s the JWKS server gave
+	redis       string   // the stall watch's report, with redis
 	metrics     []string
 	leakSlack   int
 	warmupIndex int // index in probes of the first probe after warm-up
@@ -217,6 +229,12 @@ func (s *stats) write(w io.Writer, sum summary) bool {
 		fmt.Fprintf(w, "jwks server answered %d x 200, %d x 500\n", sum.jwksServed[0], sum.jwksServed[1])
 	}
 
+	if sum.redis != "" {
+		fmt.Fprintf(w, "%s; 503s outside the fault during a Redis stall: %d\n", sum.redis, s.stalled.Load())
+		if s.stallExample != "" {
+			fmt.Fprintf(w, "  first: %s\n", s.stallExample)
+		}
+	}
 	for _, l := range sum.metrics {
 		fmt.Fprintf(w, "gate metrics: %s\n", l)
 	}
