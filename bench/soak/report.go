@@ -247,8 +247,13 @@ func (s *stats) write(w io.Writer, sum summary) bool {
 	if n := len(sum.probes); n >= 2 && sum.warmupIndex < n {
 		warm, end := sum.probes[sum.warmupIndex], sum.probes[n-2]
 		first, last := sum.probes[0], sum.probes[n-1]
-		fmt.Fprintf(w, "caddy rss growth after warm-up (%s -> %s): %+.1f MB\n", warm.label, end.label,
+		fmt.Fprintf(w, "caddy rss growth after warm-up (%s -> %s): %+.1f MB", warm.label, end.label,
 			float64(end.rssKB-warm.rssKB)/1024)
+		if sum.warmupIndex+1 < n-2 {
+			mid := sum.probes[sum.warmupIndex+1]
+			fmt.Fprintf(w, "; second half (%s -> %s): %+.1f MB", mid.label, end.label, float64(end.rssKB-mid.rssKB)/1024)
+		}
+		fmt.Fprintln(w)
 		diff := last.goroutines - first.goroutines
 		flat = diff <= sum.leakSlack
 		verdict := "flat"
