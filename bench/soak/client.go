@@ -163,9 +163,10 @@ func (c *client) do(ctx context.Context, r request) *exchange {
 		e.recv = time.Now()
 		c.st.leave()
 		<-c.slots
+		timedOut := rctx.Err() != nil // the caller gave up: that is its answer, never re-sent
 		cancel()
 		e.err = err
-		if err != nil && reused && !answered && attempt < maxResends && ctx.Err() == nil {
+		if err != nil && reused && !answered && !timedOut && attempt < maxResends {
 			c.st.retries.Add(1)
 			if r.method == http.MethodPost {
 				c.st.retriedPosts.Add(1)
