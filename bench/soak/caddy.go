@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -205,10 +206,10 @@ func (c *caddyProc) stop() {
 	c.cmd = nil
 }
 
-// probe reads Caddy's resident memory from /proc and its goroutine count
-// from the admin endpoint's pprof.
+// probe reads Caddy's resident memory from /proc, its Go heap (HeapAlloc)
+// from the admin endpoint's expvar, and its goroutine count from its pprof.
 func (c *caddyProc) probe(label string, at time.Duration) probe {
-	p := probe{label: label, at: at, rssKB: -1, goroutines: -1}
+	p := probe{label: label, at: at, rssKB: -1, heapKB: -1, goroutines: -1}
 	if c.cmd == nil {
 		return p
 	}
@@ -222,6 +223,15 @@ func (c *caddyProc) probe(label string, at time.Duration) probe {
 		f.Close()
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/vars", c.cfg.AdminPort)); err == nil {
+		var vars struct {
+			Memstats struct{ HeapAlloc int64 } `json:"memstats"`
+		}
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<22)).Decode(&vars) == nil {
+			p.heapKB = vars.Memstats.HeapAlloc / 1024
+		}
+		resp.Body.Close()
+	}
 	resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", c.cfg.AdminPort))
 	if err == nil {
 		line, _ := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')

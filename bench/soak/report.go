@@ -164,21 +164,22 @@ type probe struct {
 	label      string
 	at         time.Duration // since the load began (negative: before)
 	rssKB      int64
+	heapKB     int64 // the Go heap in use (HeapAlloc): RSS without bolt's mmap and freed-but-kept pages
 	goroutines int
 }
 
 func (p probe) String() string {
-	return fmt.Sprintf("%s %.1f MB / %d goroutines", p.label, float64(p.rssKB)/1024, p.goroutines)
+	return fmt.Sprintf("%s %.1f MB rss, %.1f MB heap, %d goroutines", p.label, float64(p.rssKB)/1024, float64(p.heapKB)/1024, p.goroutines)
 }
 
 // progressLine is the line printed every 10 s.
 func (s *stats) progressLine(elapsed time.Duration, prevTotal int64, every time.Duration, p probe) string {
 	c := s.counts()
 	total := s.total.Load()
-	return fmt.Sprintf("t=%3.0fs req %d (%.0f/s) unexpected %d lost %d signed_in %d rotations %d interstitials %d store_unavailable %d inflight %d | caddy %.1f MB %d goroutines",
+	return fmt.Sprintf("t=%3.0fs req %d (%.0f/s) unexpected %d lost %d signed_in %d rotations %d interstitials %d store_unavailable %d inflight %d | caddy %.1f MB rss %.1f MB heap %d goroutines",
 		elapsed.Seconds(), total, float64(total-prevTotal)/every.Seconds(), s.unexpect.Load(), s.lost.Load(),
 		s.signedIn.Load(), s.rotations.Load(), c[kInterstitial], c[kStoreDown]+c[kSigninDown]+c[kSignoutDown], s.inflight.Load(),
-		float64(p.rssKB)/1024, p.goroutines)
+		float64(p.rssKB)/1024, float64(p.heapKB)/1024, p.goroutines)
 }
 
 // summary is what the run found, for the final report.
@@ -247,11 +248,13 @@ func (s *stats) write(w io.Writer, sum summary) bool {
 	if n := len(sum.probes); n >= 2 && sum.warmupIndex < n {
 		warm, end := sum.probes[sum.warmupIndex], sum.probes[n-2]
 		first, last := sum.probes[0], sum.probes[n-1]
-		fmt.Fprintf(w, "caddy rss growth after warm-up (%s -> %s): %+.1f MB", warm.label, end.label,
-			float64(end.rssKB-warm.rssKB)/1024)
+		mb := func(kb int64) float64 { return float64(kb) / 1024 }
+		fmt.Fprintf(w, "caddy growth after warm-up (%s -> %s): rss %+.1f MB, heap %+.1f MB", warm.label, end.label,
+			mb(end.rssKB-warm.rssKB), mb(end.heapKB-warm.heapKB))
 		if sum.warmupIndex+1 < n-2 {
 			mid := sum.probes[sum.warmupIndex+1]
-			fmt.Fprintf(w, "; second half (%s -> %s): %+.1f MB", mid.label, end.label, float64(end.rssKB-mid.rssKB)/1024)
+			fmt.Fprintf(w, "; second half (%s -> %s): rss %+.1f MB, heap %+.1f MB", mid.label, end.label,
+				mb(end.rssKB-mid.rssKB), mb(end.heapKB-mid.heapKB))
 		}
 		fmt.Fprintln(w)
 		diff := last.goroutines - first.goroutines
