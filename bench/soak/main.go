@@ -152,7 +152,7 @@ func run(o options, out io.Writer) (bool, error) {
 	_, _ = rand.Read(secret)
 	store := "store bolt " + filepath.Join(dir, "sessions.db")
 	if o.store == "redis" {
-		if e.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
+		if e.redis, err = startRedis(filepath.Join(dir, "redis"), o.fault == faultRedisRestart); err != nil {
 			return false, err
 		}
 		defer e.redis.stop()
