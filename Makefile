@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: test deps vet demo bench benchgo fuzz
+.PHONY: test deps vet demo bench benchgo fuzz soak soak-results
 
 # Every package under the race detector; the fuzz targets' seed corpora run
 # as ordinary tests.
@@ -49,3 +49,19 @@ fuzz:
 		echo "== $$pkg $$name ($(FUZZTIME))"; \
 		nice -n 10 $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# Load-and-fault soak (bench/soak): simulated people against a real Caddy,
+# every answer checked against the contract. One run, flags in SOAK, e.g.
+#   make soak SOAK="-store redis -fault redis-restart"
+soak: deps
+	$(GO) run ./bench/soak $(SOAK)
+
+# The runs quoted in bench/README.md, each saved to bench/soak/results/.
+SOAK_RUNS ?= bolt:none bolt:reload bolt:jwks-down redis:none redis:redis-restart redis:reload
+soak-results: deps
+	@mkdir -p bench/soak/results
+	$(GO) build -o bench/soak/results/.caddy ./cmd/caddy
+	@rc=0; for r in $(SOAK_RUNS); do store=$${r%%:*}; fault=$${r##*:}; \
+		$(GO) run ./bench/soak -caddy bench/soak/results/.caddy -store $$store -fault $$fault $(SOAK) \
+			-out bench/soak/results/$$store-$$fault.txt || rc=1; \
+	done; rm -f bench/soak/results/.caddy; exit $$rc
