@@ -3,7 +3,7 @@
 // internal refresher, on bolt or on a Redis it starts itself, and an API
 // whose gate verifies tokens from a JWKS server the soak runs), drives a
 // mixed load of simulated people against it for a while, injects one fault
-// in the middle, and checks every answer against the behaviour contract
+// in the middle, and checks every answer against docs/behaviour.md
 // (the answers the top-level README lists).
 //
 // Each person has a cookie jar and an expectation model. People browse and
@@ -66,8 +66,8 @@ func parseFlags() options {
 	flag.StringVar(&o.caddyBin, "caddy", "", "Caddy binary with session_gate (default: go build ./cmd/caddy)")
 	flag.DurationVar(&o.accessTTL, "access-ttl", 6*time.Second, "the refresher's access_ttl: short, so that people cross expiry")
 	flag.DurationVar(&o.grace, "grace", 10*time.Second, "the refresher's reuse_grace")
-	flag.Float64Var(&o.lostReplies, "lost-replies", 0, "share of single-tab refreshes whose answer the person never gets (contract §4: a dropped reply never signs a person out)")
-	flag.BoolVar(&o.revocation, "check-revocation", false, "after each sign-out, check that the signed-out access token is refused 1.5 s later (contract §7)")
+	flag.Float64Var(&o.lostReplies, "lost-replies", 0.05, "share of single-tab refreshes whose answer the person never gets (docs/behaviour.md: a dropped reply never signs a person out)")
+	flag.BoolVar(&o.revocation, "check-revocation", true, "after each sign-out, check that the signed-out access token is refused 1.5 s later (docs/behaviour.md, Sessions for operators)")
 	flag.StringVar(&o.out, "out", "", "also write the output to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (Caddyfile, logs, store)")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the people's choices (0: random)")

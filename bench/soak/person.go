@@ -18,7 +18,7 @@ type world struct {
 	faults      *faultState
 	lostReplies float64 // share of single-tab refreshes whose answer the person never gets
 	// checkRevocation: after each sign-out, the signed-out access token is
-	// tried again 1.5 s later and must be refused (contract §7).
+	// tried again 1.5 s later and must be refused (docs/behaviour.md, "Sessions for operators").
 	checkRevocation bool
 	bg              sync.WaitGroup // those later checks
 }
@@ -535,14 +535,14 @@ func (w *world) jwksCall(ctx context.Context, p *person) {
 }
 
 // revokedTokenRefused presents a signed-out session's access token 1.5 s
-// after the sign-out: contract §7 says every Caddy sharing the store refuses
+// after the sign-out: docs/behaviour.md says every Caddy sharing the store refuses
 // it within 1 s (as expired), although it has not expired yet.
 func (w *world) revokedTokenRefused(name, access string) {
 	time.Sleep(1500 * time.Millisecond)
 	p := &person{name: name + "(signed out)"}
 	e := w.c.do(context.Background(), request{method: "GET", path: "/api/me", style: apiCall, cookie: "sAccessToken=" + access})
 	if e.status == http.StatusOK {
-		w.fail(p, e, "the access token of a session signed out 1.5 s ago still passes (contract §7: refused within 1 s)", false)
+		w.fail(p, e, "the access token of a session signed out 1.5 s ago still passes (docs/behaviour.md: refused within 1 s)", false)
 		return
 	}
 	w.expect(p, e, kRevoked, checkJSON401(e, bodyTryRefresh))
