@@ -374,10 +374,10 @@ func (r *RedisStore) indexAdd(ctx context.Context, subject, id string, ttl time.
 	return redisIndexAdd.Run(ctx, r.client, []string{r.userKey(subject)}, id, strconv.FormatInt(ms, 10)).Err()
 }
 
-// record remembers revocations for RevocationReplay, forgetting older ones.
-// The revocation itself was published by the script that made it; a
-// failure here only costs a watcher that reconnects its replay, so it is
-// logged rather than returned.
+// record remembers revocations for RevocationReplay, forgetting older ones,
+// then publishes them once more. The revocation itself was published by the
+// script that made it; a failure here only costs a watcher that connects
+// meanwhile, so it is logged rather than returned.
 func (r *RedisStore) record(ctx context.Context, revs []revocation) {
 	if len(revs) == 0 {
 		return
@@ -398,6 +398,18 @@ func (r *RedisStore) record(ctx context.Context, revs []revocation) {
 	})
 	if err != nil {
 		r.log.Warn("recording revocations for replay failed; they were published", zap.Int("count", len(revs)), zap.Error(err))
+		return
+	}
+	// Told again now that they are recorded: a watcher whose subscription
+	// came after the script's message replays the record only if the record
+	// was there first. Without this, a gate starting up (a reload) between
+	// the two missed the revocation for good. Watchers take a revocation
+	// twice without harm.
+	for _, rv := range revs {
+		if err := r.client.Publish(ctx, k, revocationMessage(rv.id, rv.at)).Err(); err != nil {
+			r.log.Warn("publishing a recorded revocation failed", zap.Error(err))
+			return
+		}
 	}
 }
 

@@ -381,3 +381,32 @@ func TestStoreRedisClusterIndexAndFeed(t *testing.T) {
 		t.Fatalf("sessions after RevokeSubject: %d", len(ss))
 	}
 }
+
+// TestStoreRedisWatcherBetweenRevokeAndRecord: a watcher that subscribes
+// after the revoking script published, and replays before the revocation was
+// recorded (a gate starting up during a reload), still hears of it. The soak
+// saw a signed-out token pass once at a reload through this gap.
+func TestStoreRedisWatcherBetweenRevokeAndRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st := openTestRedis(t, srv, "gap:")
+	now := time.Now()
+	if err := st.Create(ctx, &Session{ID: "s1", Subject: "alice", Created: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// The revoking script runs and publishes: nobody listens yet.
+	if n, err := redisRevoke.Run(ctx, st.client, []string{st.key("s1")},
+		redisTime(now), st.revokedKey(), revocationMessage("s1", now)).Int(); err != nil || n != 3 {
+		t.Fatalf("revoke script: %d %v", n, err)
+	}
+	// The watcher subscribes and replays: the record is not there yet.
+	w := watchRevocations(t, st)
+	select {
+	case rv := <-w.ch:
+		t.Fatalf("replayed %q before it was recorded", rv.id)
+	default:
+	}
+	// The revoking call goes on to record it, and the watcher must hear.
+	st.record(ctx, []revocation{{"s1", now}})
+	w.next(t, "s1", time.Now().Add(2*time.Second))
+}
