@@ -16,20 +16,62 @@ const MaxClaimDepth = 4
 // scalars as text, arrays of scalars joined with ",", objects flattened with
 // dots down to MaxClaimDepth levels. null, and arrays holding anything but
 // scalars, are left out. Sorted by name.
+//
+// Several paths can give one dotted name: a top-level "realm_access.roles"
+// (Auth0 namespaces its claims that way) and "roles" inside "realm_access".
+// The path that keeps more of the name in one key, from the left, wins: the
+// top-level name over any nested path (docs/behaviour.md, "Claims"). So the
+// winner never depends on the order the token's objects were read in.
 func flattenClaims(c map[string]any) []Claim {
-	out := make([]Claim, 0, len(c))
+	out := make([]rankedClaim, 0, len(c))
 	for name, raw := range c {
-		out = appendClaim(out, name, raw, 1)
+		out = appendClaim(out, name, raw, 1, topLevel())
 	}
-	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.Name, b.Name) })
-	// A top-level name with a dot ("a.b") can meet a nested one ({"a":{"b"}});
-	// keep one of them, the same one every time.
-	return slices.CompactFunc(out, func(a, b Claim) bool { return a.Name == b.Name })
+	slices.SortFunc(out, func(a, b rankedClaim) int {
+		if n := strings.Compare(a.Name, b.Name); n != 0 {
+			return n
+		}
+		return b.joins.compare(a.joins) // the later joins first
+	})
+	claims := make([]Claim, 0, len(out))
+	for i, rc := range out {
+		if i > 0 && out[i-1].Name == rc.Name {
+			continue
+		}
+		claims = append(claims, rc.Claim)
+	}
+	return claims
 }
 
-func appendClaim(out []Claim, name string, raw any, depth int) []Claim {
+// claimJoins are the positions in a flattened name of the dots that joined
+// an object's name to a member's, in order; noJoin fills the rest. A
+// top-level name has none.
+type claimJoins [MaxClaimDepth - 1]uint32
+
+const noJoin = ^uint32(0)
+
+// topLevel are the joins of a top-level name: none.
+func topLevel() (j claimJoins) {
+	for i := range j {
+		j[i] = noJoin
+	}
+	return j
+}
+
+// compare orders joins so that the path whose first join comes later (more
+// of the name in one key) is greater.
+func (j claimJoins) compare(k claimJoins) int {
+	return slices.Compare(j[:], k[:])
+}
+
+type rankedClaim struct {
+	Claim
+	joins claimJoins
+}
+
+func appendClaim(out []rankedClaim, name string, raw any, depth int, joins claimJoins) []rankedClaim {
 	if s, ok := scalarText(raw); ok {
-		return append(out, Claim{Name: name, Value: s})
+		return append(out, rankedClaim{Claim{Name: name, Value: s}, joins})
 	}
 	switch x := raw.(type) {
 	case []any:
@@ -41,13 +83,15 @@ func appendClaim(out []Claim, name string, raw any, depth int) []Claim {
 			}
 			elems = append(elems, s)
 		}
-		return append(out, Claim{Name: name, Value: strings.Join(elems, ","), Elems: elems})
+		return append(out, rankedClaim{Claim{Name: name, Value: strings.Join(elems, ","), Elems: elems}, joins})
 	case map[string]any:
 		if depth >= MaxClaimDepth {
 			return out
 		}
+		inner := joins
+		inner[depth-1] = uint32(len(name))
 		for k, v := range x {
-			out = appendClaim(out, name+"."+k, v, depth+1)
+			out = appendClaim(out, name+"."+k, v, depth+1, inner)
 		}
 	}
 	return out

@@ -67,3 +67,41 @@ func cmpString(a, b string) int {
 	}
 	return 0
 }
+
+// TestClaimsDottedNameWins: a top-level claim named like a nested path wins
+// over the path, whatever order the token's objects are read in (Go
+// randomises map order, so 60 tokens, each verified afresh, see many orders).
+// Among nested paths, the one that keeps more of the name in one key wins.
+func TestClaimsDottedNameWins(t *testing.T) {
+	v := vtVerifier(t, VerifierConfig{Secrets: [][]byte{[]byte(cacheSecret)}})
+	for i := range 60 {
+		tok := vtSign(t, jwt.SigningMethodHS256, []byte(cacheSecret), "", vtClaims(map[string]any{
+			"n":                  i, // every token different
+			"realm_access":       map[string]any{"roles": []any{"reader"}, "x": map[string]any{"y": "nested"}},
+			"realm_access.roles": []any{"admin"},
+			"realm_access.x":     map[string]any{"y": "half"},
+			"a":                  map[string]any{"b": map[string]any{"c": "a/b/c"}, "b.c": "a/b.c"},
+			"a.b":                map[string]any{"c": "a.b/c"},
+		}))
+		res := vtExpect(t, v, tok, Valid, "")
+		for name, want := range map[string]string{
+			"realm_access.roles": "admin",
+			"realm_access.x.y":   "half",
+			"a.b.c":              "a.b/c",
+		} {
+			if c, ok := res.Lookup(name); !ok || c.Value != want {
+				t.Fatalf("token %d: %s = %q, want %q", i, name, c.Value, want)
+			}
+		}
+		if c, _ := res.Lookup("realm_access.roles"); !slices.Equal(c.Elems, []string{"admin"}) {
+			t.Fatalf("token %d: realm_access.roles elements %q", i, c.Elems)
+		}
+		names := make([]string, len(res.Claims))
+		for j, c := range res.Claims {
+			names[j] = c.Name
+		}
+		if len(slices.Compact(slices.Clone(names))) != len(names) {
+			t.Fatalf("token %d: a name twice: %q", i, names)
+		}
+	}
+}

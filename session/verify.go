@@ -46,6 +46,7 @@ const (
 	reasonAudMalformed  = "aud malformed"
 	reasonAudience      = "audience mismatch"
 	reasonSubMalformed  = "sub is not a string"
+	reasonSubMissing    = "sub missing"
 	reasonSidMalformed  = "sid is not a string"
 	reasonExpired       = "token expired"
 	reasonKeysPending   = "no key set has loaded yet from the JWKS"
@@ -499,6 +500,11 @@ func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
 	sub, ok := claimString(c, "sub")
 	if !ok {
 		return invalidResult(reasonSubMalformed)
+	}
+	if sub == "" {
+		// An access token names its subject (RFC 9068 §2.2): without one
+		// there is nobody to let in.
+		return invalidResult(reasonSubMissing)
 	}
 	sid, ok := claimString(c, "sid")
 	if !ok {
