@@ -51,12 +51,15 @@ var errJWKSEmpty = errors.New("the JWK Set has no keys")
 type jwksSource struct {
 	*jwkset.MemoryJWKSet
 	v      *Verifier
-	loc    string        // what is fetched: the URL or file:// URL; identifies the source
-	name   string        // for logs: the URL without credentials, or the file path
+	loc    string        // identifies the source: the URL or file:// URL, or the discovery URL
+	name   string        // for logs: the URL without credentials, the file path, or the issuer
 	loaded chan struct{} // closed by the first successful fetch
 	// loadedOnce guards the close: refreshes may run concurrently (periodic,
 	// unknown-kid, start-up retry).
 	loadedOnce sync.Once
+	// fetch is set once the set's URL is known and its refresh runs: at
+	// start for a jwks location, after discovery for an OpenID provider.
+	fetch atomic.Pointer[jwksFetch]
 }
 
 // KeyReplaceAll stores a freshly fetched set and hands it to the verifier.
@@ -82,10 +85,24 @@ func (s *jwksSource) isLoaded() bool {
 	}
 }
 
+// jwksOptionsFunc gives the jwkset options of a source: periodic refresh
+// into src, errors to its handler.
+type jwksOptionsFunc func(src *jwksSource, isFile bool) jwkset.HTTPClientStorageOptions
+
+// jwksFetch is how to fetch a source's set once more, once its URL is known:
+// a one-shot jwkset storage writing into the source, which starts no
+// goroutine and returns its error.
+type jwksFetch struct {
+	url  string
+	opts jwkset.HTTPClientStorageOptions
+}
+
 // startJWKS sets up one jwkset HTTP storage per location (files are read
 // through http.NewFileTransport, so they get the same periodic and
-// unknown-kid refreshes as URLs) and a jwkset client over all of them that
-// refetches, rate-limited, when a kid is unknown.
+// unknown-kid refreshes as URLs) and, for an OpenID provider, discovers its
+// location first. The first fetches (and the discovery) all share one
+// deadline; a source that has delivered nothing by then is retried in the
+// background.
 func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
 	refresh := cfg.JWKSRefreshInterval
 	if refresh <= 0 {
@@ -115,11 +132,28 @@ func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
 
 	v.ctx, v.cancel = context.WithCancel(parent)
 	v.jwksLimiter = rate.NewLimiter(rate.Every(unknownKID), 1)
+	options := func(src *jwksSource, isFile bool) jwkset.HTTPClientStorageOptions {
+		client := webClient
+		if isFile {
+			client = fileClient
+		}
+		return jwkset.HTTPClientStorageOptions{
+			Client:      client,
+			Ctx:         v.ctx,
+			HTTPTimeout: v.jwksTimeout,
+			// A server may be down at start; a file that does not parse is
+			// a configuration error best reported now.
+			NoErrorReturnFirstHTTPReq: !isFile,
+			RefreshErrorHandler:       v.jwksErrorHandler(src),
+			RefreshInterval:           refresh,
+			Storage:                   src,
+		}
+	}
 
 	type first struct {
 		src   *jwksSource
-		opts  jwkset.HTTPClientStorageOptions
-		store jwkset.Storage
+		start func() error // the first fetch; an error fails the configuration
+		retry func() error // one background attempt while nothing has loaded
 		err   error
 	}
 	var firsts []*first
@@ -133,53 +167,77 @@ func (v *Verifier) startJWKS(parent context.Context, cfg VerifierConfig) error {
 			continue
 		}
 		seen[fetchURL] = true
-		src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, loc: fetchURL, name: name, loaded: make(chan struct{})}
-		client := webClient
-		if isFile {
-			client = fileClient
-		}
-		firsts = append(firsts, &first{src: src, opts: jwkset.HTTPClientStorageOptions{
-			Client:      client,
-			Ctx:         v.ctx,
-			HTTPTimeout: v.jwksTimeout,
-			// A server may be down at start; a file that does not parse is
-			// a configuration error best reported now.
-			NoErrorReturnFirstHTTPReq: !isFile,
-			RefreshErrorHandler:       v.jwksErrorHandler(src),
-			RefreshInterval:           refresh,
-			Storage:                   src,
-		}})
-		v.jwksSources = append(v.jwksSources, src)
+		src := v.newJWKSSource(fetchURL, name)
+		firsts = append(firsts, &first{
+			src: src,
+			start: func() error {
+				if err := v.startSource(src, fetchURL, options(src, isFile)); err != nil {
+					return fmt.Errorf("jwks %s: %w", name, err)
+				}
+				return nil
+			},
+			retry: func() error { return v.fetchOnce(src) },
+		})
+	}
+	if iss := cfg.OIDCIssuer; iss != "" {
+		src := v.newJWKSSource(oidcDiscoveryURL(iss), iss)
+		firsts = append(firsts, &first{
+			src:   src,
+			start: func() error { return v.startOIDC(src, webClient, iss, options) },
+			retry: func() error { return v.oidcAttempt(src, webClient, iss, options) },
+		})
 	}
 	// The first fetches run side by side, all bounded by one deadline that
 	// the transport applies while it is set.
 	v.jwksStartBy.Store(time.Now().Add(startWait).UnixNano())
 	var wg sync.WaitGroup
 	for _, f := range firsts {
-		wg.Go(func() { f.store, f.err = jwkset.NewStorageFromHTTP(f.src.loc, f.opts) })
+		wg.Go(func() { f.err = f.start() })
 	}
 	wg.Wait()
 	v.jwksStartBy.Store(0)
 
-	stores := map[string]jwkset.Storage{}
 	for _, f := range firsts {
 		if f.err != nil {
-			return fmt.Errorf("jwks %s: %w", f.src.name, f.err)
+			return f.err
 		}
-		stores[f.src.loc] = f.store
+	}
+	for _, f := range firsts {
 		if !f.src.isLoaded() {
-			v.retryFirstFetch(f.src.loc, f.opts, f.src, refresh)
+			v.retryFirstFetch(f.src, f.retry, refresh)
 		}
 	}
-	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          stores,
-		RefreshUnknownKID: v.jwksLimiter,
-	})
-	if err != nil {
-		return fmt.Errorf("jwks: %w", err)
-	}
-	v.jwks = client
 	return nil
+}
+
+func (v *Verifier) newJWKSSource(loc, name string) *jwksSource {
+	src := &jwksSource{MemoryJWKSet: jwkset.NewMemoryStorage(), v: v, loc: loc, name: name, loaded: make(chan struct{})}
+	v.jwksSources = append(v.jwksSources, src)
+	return src
+}
+
+// startSource makes the first fetch of src's set at fetchURL and starts its
+// periodic refresh, then records how to fetch it again.
+func (v *Verifier) startSource(src *jwksSource, fetchURL string, opts jwkset.HTTPClientStorageOptions) error {
+	if _, err := jwkset.NewStorageFromHTTP(fetchURL, opts); err != nil {
+		return err
+	}
+	opts.RefreshInterval = 0
+	opts.NoErrorReturnFirstHTTPReq = false
+	opts.RefreshErrorHandler = nil
+	src.fetch.Store(&jwksFetch{url: fetchURL, opts: opts})
+	return nil
+}
+
+// fetchOnce fetches src's set once more; a set that arrives reaches the key
+// index through jwksSource.KeyReplaceAll.
+func (v *Verifier) fetchOnce(src *jwksSource) error {
+	f := src.fetch.Load()
+	if f == nil {
+		return errors.New("its location is not known yet")
+	}
+	_, err := jwkset.NewStorageFromHTTP(f.url, f.opts)
+	return err
 }
 
 // jwksLocation tells a URL from a file path. It returns what to fetch, what to
@@ -193,6 +251,9 @@ func jwksLocation(loc string) (fetchURL, name string, isFile bool, err error) {
 		if err != nil || u.Host == "" {
 			return "", "", false, fmt.Errorf("jwks: invalid URL %q", redactURL(loc))
 		}
+		if err := CheckKeyURL(loc); err != nil {
+			return "", "", false, fmt.Errorf("jwks %w", err)
+		}
 		return loc, u.Redacted(), false, nil
 	case strings.HasPrefix(lower, "file://"):
 		u, err := url.Parse(loc)
@@ -201,7 +262,7 @@ func jwksLocation(loc string) (fetchURL, name string, isFile bool, err error) {
 		}
 		path = u.Path
 	case strings.Contains(loc, "://"):
-		return "", "", false, fmt.Errorf("jwks: unsupported URL scheme in %q (use https://, http:// or a file path)", redactURL(loc))
+		return "", "", false, fmt.Errorf("jwks: unsupported URL scheme in %q (use https:// or a file path)", redactURL(loc))
 	}
 	if path == "" {
 		return "", "", false, errors.New("jwks: empty location")
@@ -249,15 +310,11 @@ func (v *Verifier) jwksPending() bool {
 	return false
 }
 
-// retryFirstFetch keeps trying a location whose first fetch failed, with a
-// backoff from 1s to a minute (both capped by the refresh interval), until a
-// set arrives by any path or the verifier stops. Each attempt is a one-shot
-// jwkset storage writing into the same source: without RefreshInterval it
-// fetches once and starts no goroutine.
-func (v *Verifier) retryFirstFetch(fetchURL string, opts jwkset.HTTPClientStorageOptions, src *jwksSource, refresh time.Duration) {
-	opts.RefreshInterval = 0
-	opts.NoErrorReturnFirstHTTPReq = false
-	opts.RefreshErrorHandler = nil
+// retryFirstFetch keeps trying a source that has delivered no set yet, with
+// a backoff from 1s to a minute (both capped by the refresh interval), until
+// a set arrives by any path or the verifier stops. attempt is one try: a
+// one-shot fetch, or for an OpenID provider the discovery first.
+func (v *Verifier) retryFirstFetch(src *jwksSource, attempt func() error, refresh time.Duration) {
 	delay := min(time.Second, refresh)
 	maxDelay := min(jwksFirstRetryMax, refresh)
 	v.wg.Add(1)
@@ -273,7 +330,7 @@ func (v *Verifier) retryFirstFetch(fetchURL string, opts jwkset.HTTPClientStorag
 				return
 			case <-t.C:
 			}
-			if _, err := jwkset.NewStorageFromHTTP(fetchURL, opts); err == nil {
+			if err := attempt(); err == nil {
 				return
 			} else if v.ctx.Err() == nil {
 				v.log.Error("JWKS still unavailable; no key set has loaded yet from it, will retry",
@@ -392,17 +449,31 @@ func (v *Verifier) refetchForKID(seen *verifyState, kid string) *verifyState {
 	if v.ctx.Err() != nil || v.jwksLimiter.Tokens() < 1 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(v.ctx, v.jwksTimeout)
-	defer cancel()
-	// The result is not needed: a successful fetch reaches the key index
-	// through jwksSource.KeyReplaceAll.
-	_, _ = v.jwks.KeyRead(ctx, kid)
+	v.jwksLimiter.Allow()
+	v.refetchAll()
 	if cur := v.state.Load(); cur != seen {
 		if _, ok := cur.byKid[kid]; ok {
 			return cur
 		}
 	}
 	return nil
+}
+
+// refetchAll fetches every set whose location is known once more, side by
+// side; each fetch is bounded by the fetch timeout.
+func (v *Verifier) refetchAll() {
+	var wg sync.WaitGroup
+	for _, src := range v.jwksSources {
+		if src.fetch.Load() == nil {
+			continue // being discovered, or its first fetch is under way
+		}
+		wg.Go(func() {
+			if err := v.fetchOnce(src); err != nil && v.ctx.Err() == nil {
+				v.jwksErrorHandler(src)(v.ctx, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // jwksLimitClient returns a copy of c whose response bodies fail past

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
@@ -87,6 +86,12 @@ type VerifierConfig struct {
 	// would be refused in PublicKeys or Secrets (RSA under 2048 bits, HMAC
 	// under 32 bytes).
 	JWKS []string
+	// OIDCIssuer is an OpenID provider's issuer URL (https, or http to a
+	// loopback host). Its discovery document gives a JWK Set location,
+	// used as one of JWKS, and tokens must carry it as "iss"; Issuer, when
+	// also set, must be the same. A document that names another issuer is
+	// refused (see oidc.go).
+	OIDCIssuer string
 	// Algorithms is the allow-list of JWS algorithms. It can only narrow what
 	// a key's type allows, never widen it, and "none" is never accepted.
 	//
@@ -152,7 +157,6 @@ type Verifier struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
-	jwks         jwkset.Storage
 	jwksLimiter  *rate.Limiter
 	jwksTimeout  time.Duration
 	jwksRefetchM sync.Mutex // one unknown-kid refetch at a time; others wait for its outcome
@@ -195,8 +199,12 @@ type verifyState struct {
 // token Invalid): requiring at least one key source is the caller's call.
 // Every key must be in cfg, since Algorithms is checked against them.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+	issuer, err := oidcRequiredIssuer(cfg)
+	if err != nil {
+		return nil, err
+	}
 	v := &Verifier{
-		issuer:   cfg.Issuer,
+		issuer:   issuer,
 		audience: slices.Clone(cfg.Audience),
 		leeway:   cfg.Leeway,
 		now:      cfg.Now,
@@ -230,7 +238,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		v.static = append(v.static, verifyKey{key: pk.Key, algs: algs, kid: pk.KID})
 		have |= algs
 	}
-	hasJWKS := len(cfg.JWKS) > 0
+	hasJWKS := len(cfg.JWKS) > 0 || cfg.OIDCIssuer != ""
 
 	if len(cfg.Algorithms) == 0 {
 		v.allowed = have
@@ -429,7 +437,7 @@ func (v *Verifier) Verify(token string) Result {
 	}
 	st := v.state.Load()
 	res, unknownKid, retry := v.verifyWith(st, token)
-	if !retry || v.jwks == nil {
+	if !retry || v.jwksSources == nil {
 		return res
 	}
 	if v.jwksPending() {
