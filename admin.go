@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/session-gate/session_gate/refresh"
 )
@@ -25,10 +26,11 @@ func init() {
 // (docs/behaviour.md, "Sessions for operators").
 //
 //	GET    /session-gate/sessions?sub=<user>   200, the user's live sessions
-//	DELETE /session-gate/sessions/<sid>        204, or 404 when unknown
+//	DELETE /session-gate/sessions/<sid>        204, or 404 when no live session has it
 //	DELETE /session-gate/sessions?sub=<user>   200 {"revoked":N}
 //
-// It finds the refreshers through what Provision registered, never by
+// Its JSON, errors included, is not HTML-escaped: a user named <user> reads
+// as such. It finds the refreshers through what Provision registered, never by
 // opening a store itself: a bolt file is held by the running Caddy.
 type adminSessions struct{}
 
@@ -45,8 +47,8 @@ const adminSessionsPath = "/session-gate/sessions"
 // Routes returns the routes of /session-gate/sessions.
 func (a adminSessions) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: adminSessionsPath, Handler: caddy.AdminHandlerFunc(a.serveSubject)},
-		{Pattern: adminSessionsPath + "/", Handler: caddy.AdminHandlerFunc(a.serveSession)},
+		{Pattern: adminSessionsPath, Handler: plainErrors(a.serveSubject)},
+		{Pattern: adminSessionsPath + "/", Handler: plainErrors(a.serveSession)},
 	}
 }
 
@@ -136,7 +138,7 @@ func (adminSessions) serveSession(w http.ResponseWriter, r *http.Request) error 
 		found = found || ok
 	}
 	if !found {
-		return apiError(http.StatusNotFound, fmt.Sprintf("no session %q in any session_gate store", sid))
+		return apiError(http.StatusNotFound, fmt.Sprintf("no live session %q: unknown, expired or already revoked", sid))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -146,7 +148,24 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// plainErrors writes the handler's caddy.APIError as Caddy's admin endpoint
+// would ({"error":"…"} with its status, logged as a request error), but
+// without HTML escaping, which Caddy's own encoder applies.
+func plainErrors(h caddy.AdminHandlerFunc) caddy.AdminHandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		var apiErr caddy.APIError
+		if !errors.As(err, &apiErr) || apiErr.Err == nil {
+			return err
+		}
+		caddy.Log().Named("admin.api").Error("request error", zap.Error(err), zap.Int("status_code", apiErr.HTTPStatus))
+		return writeAdminJSON(w, apiErr.HTTPStatus, map[string]string{"error": apiErr.Err.Error()})
+	}
 }
 
 func apiError(status int, msg string) error {

@@ -7,6 +7,7 @@ package sessiongate
 
 import (
 	"encoding/json"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -109,8 +110,13 @@ func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
 	got, c = postRefresh(t, base, r1)
 	wantRefused(t, "revoked session's refresh", got, c)
 	wantUser(t, "alice's other session", base, a2, "user=alice role=x")
-	if got := adminDo(t, inst, "DELETE", "/session-gate/sessions/00112233445566778899aabbccddeeff"); got.status != 404 || !strings.Contains(got.body, `"error"`) {
-		t.Errorf("DELETE an unknown session: %d %q, want 404 with an error", got.status, got.body)
+	// Nothing left to revoke is a 404: the session just revoked, one never
+	// made. The message quotes the sid as sent, not HTML-escaped.
+	for _, sid := range []string{sidOf(t, a1), "00112233445566778899aabbccddeeff", "<x>"} {
+		got := adminDo(t, inst, "DELETE", "/session-gate/sessions/"+url.PathEscape(sid))
+		if want := `{"error":"no live session \"` + sid + `\": unknown, expired or already revoked"}`; got.status != 404 || strings.TrimSpace(got.body) != want {
+			t.Errorf("DELETE session %s again or unknown: %d %q, want 404 %s", sid, got.status, got.body, want)
+		}
 	}
 	if left := sids(listSessions(t, inst, "alice")); !slices.Equal(left, []string{sidOf(t, a2)}) {
 		t.Errorf("alice's sessions after one revocation: %v", left)
@@ -130,6 +136,13 @@ func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
 		t.Errorf("alice's sessions after revoking all: %v", left)
 	}
 	wantUser(t, "bob, untouched", base, b1, "user=bob role=x")
+
+	// A user whose name is markup reads as such in the JSON.
+	startAs(t, base, "<user>")
+	got = adminDo(t, inst, "GET", "/session-gate/sessions?sub="+url.QueryEscape("<user>"))
+	if got.status != 200 || !strings.Contains(got.body, `"sub":"<user>"`) {
+		t.Errorf("sessions of <user>: %d %q, want the sub unescaped", got.status, got.body)
+	}
 
 	for _, c := range []struct {
 		method, uri string
@@ -185,20 +198,21 @@ func TestSessionsCommand(t *testing.T) {
 		t.Errorf("sessions list after revoking all: exit %d, stdout %q", res.code, res.stdout)
 	}
 
-	// Errors say what to do.
+	// Errors are one plain line that says what to do, and exit 1. A sid
+	// already revoked, or never made, is no live session.
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"revoke", "--address", inst.adminAddr()}, "exactly one of --sid"},
-		{[]string{"revoke", "--sid", "00112233445566778899aabbccddeeff", "--address", inst.adminAddr()}, "404"},
+		{[]string{"revoke", "--sid", sidOf(t, bob), "--address", inst.adminAddr()},
+			`no live session "` + sidOf(t, bob) + `": unknown, expired or already revoked (HTTP 404)`},
+		{[]string{"revoke", "--sid", "<x>", "--address", inst.adminAddr()}, `no live session "<x>"`},
 		{[]string{"list", "--address", inst.adminAddr()}, "--sub is required"},
 		{[]string{"list", "--sub", "bob", "--address", "localhost:1"}, "is Caddy running"},
+		{[]string{"list", "--sub", "bob", "--config", filepath.Join(t.TempDir(), "none.json")}, "reading the config"},
 	} {
-		res := sessionsCLI(c.args...)
-		if res.code == 0 || !strings.Contains(res.stderr, c.want) {
-			t.Errorf("sessions %v: exit %d, stderr %q, want a failure saying %q", c.args, res.code, res.stderr, c.want)
-		}
+		wantErrorLine(t, "sessions "+strings.Join(c.args, " "), sessionsCLI(c.args...), c.want)
 	}
 }
 

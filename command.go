@@ -12,12 +12,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
@@ -52,8 +55,51 @@ Run "caddy session-gate <command> --help" for each command's flags.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(tokenCommand(), inspectCommand(), sessionsCommand())
+			needsSubcommand(cmd)
 		},
 	})
+}
+
+// runE adapts a subcommand to cobra. Its error is one plain line on stderr
+// and exit status 1: caddycmd.WrapCommandFuncForCobra would log it as a
+// JSON line, escaping once more the JSON an error may quote.
+func runE(f func(caddycmd.Flags) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		err := f(caddycmd.Flags{FlagSet: cmd.Flags()})
+		if err != nil {
+			cmd.SilenceErrors = true
+			fmt.Fprintln(cmd.ErrOrStderr(), "Error: "+oneLine(err.Error()))
+		}
+		return err
+	}
+}
+
+// oneLine folds a message's line breaks (and the indentation after them)
+// into single spaces.
+func oneLine(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " ")
+}
+
+// needsSubcommand makes a command that only groups others fail on a
+// missing or unknown subcommand, with the usage on stderr; cobra alone
+// prints the help on stdout and exits 0, so a typo looks like success.
+func needsSubcommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cmd.SilenceErrors = true
+		err := fmt.Errorf("%s needs a subcommand", cmd.CommandPath())
+		if len(args) > 0 {
+			err = fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "Error: "+err.Error())
+		cmd.SetOut(cmd.ErrOrStderr())
+		_ = cmd.Usage()
+		return err
+	}
 }
 
 func tokenCommand() *cobra.Command {
@@ -88,7 +134,7 @@ A gate that has only public keys (public_key, jwks) is refused: tokens for
 it are signed by your identity provider, and only it has the private key.
 `,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdToken),
+		RunE: runE(cmdToken),
 	}
 	configFlags(c)
 	c.Flags().String("sub", "", "The user, the token's \"sub\" claim (required)")
@@ -121,7 +167,7 @@ has not expired shows as valid here, while the running gate refuses it.
 "caddy session-gate sessions list" shows the live sessions.
 `,
 		Args: cobra.ExactArgs(1),
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdInspect),
+		RunE: runE(cmdInspect),
 	}
 	configFlags(c)
 	return c
@@ -152,7 +198,7 @@ was last refreshed, and when it ends unless refreshed again. --json prints
 the admin API's answer as it is.
 `,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdSessionsList),
+		RunE: runE(cmdSessionsList),
 	}
 	list.Flags().String("sub", "", "The user whose sessions to list (required)")
 	list.Flags().Bool("json", false, "Print JSON instead of a table")
@@ -166,12 +212,13 @@ of a user (--sub: signs the user out of every device). The person is sent
 to login on the next request.
 `,
 		Args: cobra.NoArgs,
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdSessionsRevoke),
+		RunE: runE(cmdSessionsRevoke),
 	}
 	revoke.Flags().String("sub", "", "Revoke every session of this user")
 	revoke.Flags().String("sid", "", "Revoke this session")
 	adminFlags(revoke)
 	c.AddCommand(list, revoke)
+	needsSubcommand(c)
 	return c
 }
 
@@ -190,30 +237,30 @@ func adminFlags(c *cobra.Command) {
 // ---------------------------------------------------------------------------
 // token
 
-func cmdToken(fl caddycmd.Flags) (int, error) {
+func cmdToken(fl caddycmd.Flags) error {
 	sub := fl.String("sub")
 	if sub == "" {
-		return caddy.ExitCodeFailedStartup, errors.New("--sub is required: name the user the token is for")
+		return errors.New("--sub is required: name the user the token is for")
 	}
 	ttl, err := caddy.ParseDuration(fl.String("ttl"))
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("--ttl %q is not a duration (like 5m or 1h)", fl.String("ttl"))
+		return fmt.Errorf("--ttl %q is not a duration (like 5m or 1h)", fl.String("ttl"))
 	}
 	extra, err := fl.GetStringArray("claim")
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	claims, err := parseClaimFlags(extra)
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	g, err := gateFromFlags(fl)
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	signer, err := g.tokenSigner()
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	now := time.Now()
 	claims["sub"] = sub
@@ -231,10 +278,10 @@ func cmdToken(fl caddycmd.Flags) (int, error) {
 	}
 	tok, err := signer.Sign(claims)
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("signing the token: %v", err)
+		return fmt.Errorf("signing the token: %v", err)
 	}
 	fmt.Println(tok)
-	return caddy.ExitCodeSuccess, nil
+	return nil
 }
 
 // parseClaimFlags reads --claim name=value flags. Values that are JSON are
@@ -287,37 +334,37 @@ func (g *Gate) tokenSigner() (*refresh.Signer, error) {
 // ---------------------------------------------------------------------------
 // inspect
 
-func cmdInspect(fl caddycmd.Flags) (int, error) {
+func cmdInspect(fl caddycmd.Flags) error {
 	tok, err := readTokenArg(fl.Arg(0))
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	g, err := gateFromFlags(fl)
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	keys, err := g.verifierConfig()
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
+		return err
 	}
 	if g.Refresher != nil {
 		if _, keys, err = g.Refresher.newSigner(keys); err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("session_gate: refresher: %v", err)
+			return fmt.Errorf("session_gate: refresher: %v", err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	v, err := session.NewVerifier(ctx, keys)
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("session_gate: %v", err)
+		return fmt.Errorf("session_gate: %v", err)
 	}
 	printTokenParts(os.Stdout, tok)
 	res := v.Verify(tok)
 	printVerdict(os.Stdout, res)
 	if res.Verdict != session.Valid {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("token %s is not valid: %s (%s)", fingerprint(tok), res.Verdict, res.Reason)
+		return fmt.Errorf("token %s is not valid: %s (%s)", fingerprint(tok), res.Verdict, res.Reason)
 	}
-	return caddy.ExitCodeSuccess, nil
+	return nil
 }
 
 // readTokenArg is the token argument, or the first line of stdin for "-".
@@ -404,7 +451,7 @@ func gateFromFlags(fl caddycmd.Flags) (*Gate, error) {
 	if configFile == "" {
 		return nil, errors.New("--config is required: the config file whose gate to use (a Caddyfile or JSON)")
 	}
-	cfg, _, _, err := caddycmd.LoadConfig(configFile, fl.String("adapter"))
+	cfg, err := loadConfig(configFile, fl.String("adapter"))
 	if err != nil {
 		return nil, err
 	}
@@ -422,6 +469,43 @@ func gateFromFlags(fl caddycmd.Flags) (*Gate, error) {
 	}
 	g.setDefaults()
 	return g, nil
+}
+
+// loadConfig reads and adapts a config file as caddycmd.LoadConfig does,
+// but quietly: that one logs each step at info level and the adapter's
+// warnings, and these commands print only their answer (a token for a
+// shell's $(…)). A Caddyfile's errors name its file and line.
+func loadConfig(file, adapter string) ([]byte, error) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w", err)
+	}
+	if adapter == "" && looksLikeCaddyfile(file) {
+		adapter = "caddyfile"
+	}
+	if adapter == "" {
+		if !json.Valid(body) {
+			return nil, fmt.Errorf("%s is not JSON; name its format with --adapter (e.g. --adapter caddyfile)", file)
+		}
+		return body, nil
+	}
+	a := caddyconfig.GetAdapter(adapter)
+	if a == nil {
+		return nil, fmt.Errorf("unknown config adapter %q", adapter)
+	}
+	cfg, _, err := a.Adapt(body, map[string]any{"filename": file})
+	if err != nil {
+		return nil, fmt.Errorf("adapting the config: %w", err)
+	}
+	return cfg, nil
+}
+
+// looksLikeCaddyfile is Caddy's rule for a config given without
+// --adapter: a name that starts with "Caddyfile" or ends in ".caddyfile"
+// (any case), unless it ends in ".json".
+func looksLikeCaddyfile(file string) bool {
+	base := strings.ToLower(filepath.Base(file))
+	return filepath.Ext(base) != ".json" && (strings.HasPrefix(base, "caddyfile") || strings.HasSuffix(base, ".caddyfile"))
 }
 
 // findGates walks the HTTP servers' routes (subroutes included) for
@@ -518,26 +602,26 @@ func siteList(gates []gateInConfig) string {
 // ---------------------------------------------------------------------------
 // sessions
 
-func cmdSessionsList(fl caddycmd.Flags) (int, error) {
+func cmdSessionsList(fl caddycmd.Flags) error {
 	sub := fl.String("sub")
 	if sub == "" {
-		return caddy.ExitCodeFailedStartup, errors.New("--sub is required: name the user whose sessions to list")
+		return errors.New("--sub is required: name the user whose sessions to list")
 	}
 	body, err := adminCall(fl, http.MethodGet, adminSessionsPath+"?sub="+url.QueryEscape(sub))
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("listing the sessions of %q: %v", sub, err)
+		return fmt.Errorf("listing the sessions of %q: %v", sub, err)
 	}
 	if fl.Bool("json") {
 		fmt.Print(string(body))
-		return caddy.ExitCodeSuccess, nil
+		return nil
 	}
 	var list []sessionJSON
 	if err := json.Unmarshal(body, &list); err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("the admin API's answer is not a session list: %v", err)
+		return fmt.Errorf("the admin API's answer is not a session list: %v", err)
 	}
 	if len(list) == 0 {
 		fmt.Printf("%s has no live sessions\n", sub)
-		return caddy.ExitCodeSuccess, nil
+		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SID\tSUB\tCREATED\tREFRESHED\tEXPIRES")
@@ -548,39 +632,40 @@ func cmdSessionsList(fl caddycmd.Flags) (int, error) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.SID, s.Sub, s.Created.Format(time.RFC3339), refreshed, s.Expires.Format(time.RFC3339))
 	}
-	return caddy.ExitCodeSuccess, tw.Flush()
+	return tw.Flush()
 }
 
-func cmdSessionsRevoke(fl caddycmd.Flags) (int, error) {
+func cmdSessionsRevoke(fl caddycmd.Flags) error {
 	sub, sid := fl.String("sub"), fl.String("sid")
 	switch {
 	case (sub == "") == (sid == ""):
-		return caddy.ExitCodeFailedStartup, errors.New("give exactly one of --sid <session-id> (one session) or --sub <user> (all of the user's sessions)")
+		return errors.New("give exactly one of --sid <session-id> (one session) or --sub <user> (all of the user's sessions)")
 	case sid != "":
 		if _, err := adminCall(fl, http.MethodDelete, adminSessionsPath+"/"+url.PathEscape(sid)); err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("revoking session %q: %v", sid, err)
+			return fmt.Errorf("revoking session %s: %v", sid, err)
 		}
 		fmt.Printf("revoked session %s\n", sid)
 	default:
 		body, err := adminCall(fl, http.MethodDelete, adminSessionsPath+"?sub="+url.QueryEscape(sub))
 		if err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("revoking the sessions of %q: %v", sub, err)
+			return fmt.Errorf("revoking the sessions of %q: %v", sub, err)
 		}
 		var n struct {
 			Revoked int `json:"revoked"`
 		}
 		if err := json.Unmarshal(body, &n); err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("the admin API's answer is not a count: %v", err)
+			return fmt.Errorf("the admin API's answer is not a count: %v", err)
 		}
 		fmt.Printf("revoked %d session(s) of %s\n", n.Revoked, sub)
 	}
-	return caddy.ExitCodeSuccess, nil
+	return nil
 }
 
 // adminCall sends one request to the running Caddy's admin API (found as
-// caddy reload finds it) and returns the body of a 2xx answer.
+// caddy reload finds it) and returns the body of a 2xx answer. A failure
+// is told in plain words: the API's own message, not its JSON.
 func adminCall(fl caddycmd.Flags, method, uri string) ([]byte, error) {
-	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
+	addr, err := adminAddress(fl)
 	if err != nil {
 		return nil, fmt.Errorf("finding the admin API: %v", err)
 	}
@@ -589,8 +674,41 @@ func adminCall(fl caddycmd.Flags, method, uri string) ([]byte, error) {
 		if strings.Contains(err.Error(), "performing request") {
 			return nil, fmt.Errorf("%v: is Caddy running with its admin API at %s? Use --address, or --config with the running config, to name another", err, addr)
 		}
-		return nil, err
+		return nil, plainAdminError(err)
 	}
 	defer resp.Body.Close()
 	return io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+}
+
+// adminAddress is --address, else the admin address of --config, else
+// Caddy's default; the config is read quietly (see loadConfig).
+func adminAddress(fl caddycmd.Flags) (string, error) {
+	file := fl.String("config")
+	if fl.String("address") != "" || file == "" {
+		return caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, "", "")
+	}
+	cfg, err := loadConfig(file, fl.String("adapter"))
+	if err != nil {
+		return "", err
+	}
+	return caddycmd.DetermineAdminAPIAddress("", cfg, file, "")
+}
+
+// adminErrorText is how caddycmd.AdminAPIRequest reports an answer of 400
+// or more; the body is the admin API's {"error":"…"}.
+var adminErrorText = regexp.MustCompile(`(?s)^caddy responded with error: HTTP (\d+): (.*)$`)
+
+// plainAdminError turns an error answer into "<message> (HTTP <status>)".
+func plainAdminError(err error) error {
+	m := adminErrorText.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(m[2]), &body) != nil || body.Error == "" {
+		return err
+	}
+	return fmt.Errorf("%s (HTTP %s)", body.Error, m[1])
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,11 +62,21 @@ func runCLI(t *testing.T, inst *caddyProcess, stdin string, args ...string) cliR
 func mintCLI(t *testing.T, inst *caddyProcess, args ...string) string {
 	t.Helper()
 	res := runCLI(t, inst, "", append([]string{"session-gate", "token", "--config", inst.config, "--adapter", "caddyfile"}, args...)...)
-	tok := strings.TrimSpace(res.stdout)
-	if res.code != 0 || strings.Count(tok, ".") != 2 {
-		t.Fatalf("session-gate token: exit %d, stdout %q, stderr %s", res.code, res.stdout, res.stderr)
+	tok := strings.TrimSuffix(res.stdout, "\n")
+	if res.code != 0 || strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, " \n") || res.stderr != "" {
+		t.Fatalf("session-gate token: exit %d, stdout %q, stderr %q; want the token alone", res.code, res.stdout, res.stderr)
 	}
 	return tok
+}
+
+// wantErrorLine checks a failed command: exit status 1, nothing on stdout,
+// and one plain line on stderr (not a log line) that contains want.
+func wantErrorLine(t *testing.T, what string, res cliResult, want string) {
+	t.Helper()
+	line, rest, _ := strings.Cut(res.stderr, "\n")
+	if res.code != 1 || res.stdout != "" || rest != "" || !strings.HasPrefix(line, "Error: ") || !strings.Contains(line, want) {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and one line \"Error: …%s…\"", what, res.code, res.stdout, res.stderr, want)
+	}
 }
 
 // bearerGet sends an API call with the token in Authorization.
@@ -152,9 +163,7 @@ func TestCommandTokenPassesTheGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := runCLI(t, nil, "", append([]string{"session-gate", "token", "--config", file, "--adapter", "caddyfile"}, c.args...)...)
-			if res.code == 0 || res.stdout != "" || !strings.Contains(res.stderr, c.want) {
-				t.Errorf("%s: exit %d, stdout %q, stderr %q; want a failure saying %q", c.name, res.code, res.stdout, res.stderr, c.want)
-			}
+			wantErrorLine(t, c.name, res, c.want)
 		}
 		// --site picks among several.
 		file := filepath.Join(dir, "two.Caddyfile")
@@ -166,6 +175,48 @@ func TestCommandTokenPassesTheGate(t *testing.T) {
 			t.Errorf("--site b.test: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 		}
 	})
+}
+
+// The command line's manners: a token and nothing else, whatever the
+// config's name or format; a missing or unknown subcommand is a failure
+// with the usage on stderr; --help is not.
+func TestCommandManners(t *testing.T) {
+	dir := t.TempDir()
+	// Named Caddyfile, no --adapter, and not formatted (Caddy warns of that
+	// when it loads a config): still only the token.
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte("http://a.test {\n  session_gate {\n    secret \""+testSecret+"\"\n  }\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := runCLI(t, nil, "", "session-gate", "token", "--config", caddyfile, "--sub", "alice")
+	if tok := strings.TrimSuffix(res.stdout, "\n"); res.code != 0 || res.stderr != "" || hsClaims(t, tok)["sub"] != "alice" {
+		t.Errorf("token from an unformatted Caddyfile: exit %d, stdout %q, stderr %q; want the token alone", res.code, res.stdout, res.stderr)
+	}
+	adapted := runCLI(t, nil, "", "adapt", "--config", caddyfile)
+	jsonFile := filepath.Join(dir, "caddy.json")
+	if err := os.WriteFile(jsonFile, []byte(adapted.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, nil, "", "session-gate", "token", "--config", jsonFile, "--sub", "bob")
+	if tok := strings.TrimSuffix(res.stdout, "\n"); res.code != 0 || res.stderr != "" || hsClaims(t, tok)["sub"] != "bob" {
+		t.Errorf("token from JSON: exit %d, stdout %q, stderr %q; want the token alone", res.code, res.stdout, res.stderr)
+	}
+	wantErrorLine(t, "a Caddyfile error", runCLI(t, nil, "", "session-gate", "token", "--config", jsonFile, "--adapter", "caddyfile", "--sub", "a"),
+		"caddy.json:1")
+
+	for _, args := range [][]string{{"session-gate"}, {"session-gate", "bogus"}, {"session-gate", "sessions", "lsit"}} {
+		res := runCLI(t, nil, "", args...)
+		want := "needs a subcommand"
+		if len(args) > 1 && args[len(args)-1] != "session-gate" {
+			want = fmt.Sprintf("unknown command %q", args[len(args)-1])
+		}
+		if res.code == 0 || res.stdout != "" || !strings.HasPrefix(res.stderr, "Error: ") || !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "Usage:") {
+			t.Errorf("caddy %s: exit %d, stdout %q, stderr %q; want a failure saying %q, then the usage", strings.Join(args, " "), res.code, res.stdout, res.stderr, want)
+		}
+	}
+	if res := runCLI(t, nil, "", "session-gate", "--help"); res.code != 0 || !strings.Contains(res.stdout, "Tools for operating session_gate") {
+		t.Errorf("session-gate --help: exit %d, stdout %q", res.code, res.stdout)
+	}
 }
 
 // gateCaddyfile is a site whose gate wants the site's host as audience, so

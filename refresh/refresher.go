@@ -281,7 +281,8 @@ func (r *Refresher) Revoke(ctx context.Context, sessionID string) error {
 }
 
 // RevokeSession ends one session, as Revoke does; found is false when the
-// id is unknown (an admin API answers 404). A store failure wraps
+// id is unknown or the session was already revoked (an admin API answers
+// 404). A store failure wraps
 // ErrStoreUnavailable.
 func (r *Refresher) RevokeSession(ctx context.Context, sessionID string) (found bool, err error) {
 	found, err = r.store.RevokeSession(ctx, sessionID)

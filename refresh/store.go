@@ -134,9 +134,10 @@ type Store interface {
 	// Revoke marks a session revoked. Revoking an unknown session is not an
 	// error: sign-out is idempotent. It is RevokeSession without the answer.
 	Revoke(ctx context.Context, id string) error
-	// RevokeSession marks a session revoked; found is false when the id is
-	// unknown (never created, or expired and swept). Revoking a revoked
-	// session again finds it and changes nothing.
+	// RevokeSession marks a session revoked; found is false when there was
+	// no session to end: the id is unknown (never created, or expired and
+	// swept) or the session is already revoked (an operator revoking it
+	// twice is told so, and nothing changes).
 	RevokeSession(ctx context.Context, id string) (found bool, err error)
 	// Sessions returns the live (not revoked, not expired at now) sessions
 	// of subject, oldest (by Created) first; none is not an error.

@@ -332,8 +332,8 @@ func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
 		if v == nil {
 			return nil
 		}
-		found = true
 		s, err := decodeBoltSession(id, v)
+		found = err != nil || !s.Revoked
 		if err != nil {
 			// Unreadable: revoking means it must never work. Its index entry
 			// goes too when the subject can still be read; its expiry entry

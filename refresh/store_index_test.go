@@ -127,8 +127,8 @@ func runStoreUserIndex(t *testing.T, mk storeMaker) {
 		if err != nil || !found {
 			t.Fatalf("RevokeSession(a) = %v, %v", found, err)
 		}
-		if found, err := st.RevokeSession(ctx, a.ID); err != nil || !found {
-			t.Fatalf("revoking a revoked session = %v, %v; want found", found, err)
+		if found, err := st.RevokeSession(ctx, a.ID); err != nil || found {
+			t.Fatalf("revoking a revoked session = %v, %v; want not found", found, err)
 		}
 		if found, err := st.RevokeSession(ctx, "no-such-session"); err != nil || found {
 			t.Fatalf("RevokeSession(unknown) = %v, %v; want not found", found, err)

@@ -118,14 +118,15 @@ func (m *MemoryStore) RevokeSession(_ context.Context, id string) (bool, error) 
 		return false, storeUnavailable("revoke", errStoreClosed)
 	}
 	p, ok := m.sessions[id]
+	found := ok && !p.Revoked
 	var revs []revocation
-	if ok && !p.Revoked {
+	if found {
 		p.Revoked = true
 		revs = m.recordLocked(revocation{id, time.Now()})
 	}
 	m.mu.Unlock()
 	m.feed.publish(revs)
-	return ok, nil
+	return found, nil
 }
 
 // Sessions implements Store.

@@ -532,7 +532,7 @@ func (r *RedisStore) RevokeSession(ctx context.Context, id string) (bool, error)
 	if n >= 2 {
 		r.record(ctx, []revocation{{id, now}})
 	}
-	return n >= 0, nil
+	return n >= 2, nil
 }
 
 // members returns the ids in subject's set.
