@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/session-gate/session_gate/session"
 )
 
 func init() {
@@ -27,6 +29,7 @@ func init() {
 //		secret        <key>
 //		public_key    <pem-file> [<kid>]
 //		jwks          <url|file>
+//		oidc_issuer   <url>
 //		algorithms    <alg>...
 //		issuer        <iss>
 //		audience      <aud>...
@@ -140,10 +143,12 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		g.PublicKeys = append(g.PublicKeys, pk)
 	case "jwks":
 		var s string
-		if err := oneArg(d, &s); err != nil {
+		if err := keyURLArg(d, &s, session.CheckKeyURL); err != nil {
 			return err
 		}
 		g.JWKS = append(g.JWKS, s)
+	case "oidc_issuer":
+		return keyURLArg(d, &g.OIDCIssuer, session.CheckOIDCIssuer)
 	case "algorithms":
 		return manyArgs(d, &g.Algorithms)
 	case "issuer":
@@ -184,6 +189,23 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		return g.Refresher.unmarshalCaddyfile(d)
 	default:
 		return d.Errf("session_gate: unrecognized subdirective %q", name)
+	}
+	return nil
+}
+
+// keyURLArg reads the one argument of a setting naming where keys come from
+// and checks it now, so that a plain-http URL is reported with its file and
+// line; one with placeholders is checked once they are expanded.
+func keyURLArg(d *caddyfile.Dispenser, dst *string, check func(string) error) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if strings.Contains(*dst, "{") {
+		return nil
+	}
+	if err := check(*dst); err != nil {
+		return d.Errf("session_gate: %s %v", name, err)
 	}
 	return nil
 }

@@ -130,7 +130,7 @@ string to keep a number as text: --claim 'zip="01234"'.
 --ttl is the token's lifetime (default 5m). A negative one mints an
 already expired token, to see the interstitial.
 
-A gate that has only public keys (public_key, jwks) is refused: tokens for
+A gate that has only public keys (public_key, jwks, oidc_issuer) is refused: tokens for
 it are signed by your identity provider, and only it has the private key.
 `,
 		Args: cobra.NoArgs,
@@ -266,8 +266,8 @@ func cmdToken(fl caddycmd.Flags) error {
 	claims["sub"] = sub
 	claims["iat"] = now.Unix()
 	claims["exp"] = now.Add(ttl).Unix()
-	if g.Issuer != "" {
-		claims["iss"] = g.Issuer
+	if iss := g.requiredIssuer(); iss != "" {
+		claims["iss"] = iss
 	}
 	switch len(g.Audience) {
 	case 0:
@@ -324,7 +324,7 @@ func (g *Gate) tokenSigner() (*refresh.Signer, error) {
 		return s, nil
 	}
 	if len(keys.Secrets) == 0 {
-		return nil, errors.New("this gate has only public keys (public_key, jwks): its tokens are signed by your " +
+		return nil, errors.New("this gate has only public keys (public_key, jwks, oidc_issuer): its tokens are signed by your " +
 			"identity provider, which alone has the private key. Get a token from it, or give the gate a secret " +
 			"or a refresher with a private_key")
 	}

@@ -78,11 +78,18 @@ type Gate struct {
 	// hour; the last good set is kept when a fetch fails.
 	JWKS []string `json:"jwks,omitempty"`
 
+	// An OpenID provider's issuer URL (https, or http to localhost,
+	// 127.0.0.0/8 or ::1). Its discovery document
+	// (<url>/.well-known/openid-configuration) gives the JWK Set, used as a
+	// jwks URL is, and must name exactly this issuer; tokens must carry it
+	// in "iss". issuer, when also set, must be the same. Default: none
+	OIDCIssuer string `json:"oidc_issuer,omitempty"`
+
 	// Allow-list of signing algorithms. Default: every algorithm the
 	// configured keys can verify; never "none".
 	Algorithms []string `json:"algorithms,omitempty"`
 
-	// Required "iss" claim, when set.
+	// Required "iss" claim, when set (oidc_issuer sets it too).
 	Issuer string `json:"issuer,omitempty"`
 
 	// When set, "aud" must contain one of these.
@@ -280,7 +287,7 @@ func (g *Gate) refresherSettings() refresherSettings {
 			hint:        g.RefreshHintCookie,
 			refreshPath: g.RefreshPath,
 		},
-		issuer:   g.Issuer,
+		issuer:   g.requiredIssuer(),
 		audience: g.Audience,
 		leeway:   time.Duration(g.Leeway),
 	}
@@ -342,7 +349,17 @@ func (g *Gate) verifierConfig() (session.VerifierConfig, error) {
 	for _, j := range g.JWKS {
 		cfg.JWKS = append(cfg.JWKS, repl.ReplaceKnown(j, ""))
 	}
+	cfg.OIDCIssuer = repl.ReplaceKnown(g.OIDCIssuer, "")
 	return cfg, nil
+}
+
+// requiredIssuer is the "iss" the gate requires, and so the one its own
+// tokens carry: issuer, or else the OpenID provider's.
+func (g *Gate) requiredIssuer() string {
+	if g.Issuer != "" {
+		return g.Issuer
+	}
+	return g.OIDCIssuer
 }
 
 // parseSecretSetting expands placeholders ({env.X}, {file.path}) in a secret
@@ -397,9 +414,9 @@ func (g *Gate) provisionPaths(ctx caddy.Context) error {
 
 // Validate says in plain words which setting is wrong.
 func (g *Gate) Validate() error {
-	if len(g.Secrets) == 0 && len(g.PublicKeys) == 0 && len(g.JWKS) == 0 &&
+	if len(g.Secrets) == 0 && len(g.PublicKeys) == 0 && len(g.JWKS) == 0 && g.OIDCIssuer == "" &&
 		(g.Refresher == nil || !g.Refresher.hasKey()) {
-		return fmt.Errorf("session_gate: no key to verify tokens: set secret, public_key or jwks")
+		return fmt.Errorf("session_gate: no key to verify tokens: set secret, public_key, jwks or oidc_issuer")
 	}
 	if err := g.checkRefreshSource(); err != nil {
 		return err

@@ -30,6 +30,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/session-gate/session_gate/internal/oidctest"
 	"github.com/session-gate/session_gate/internal/redistest"
 )
 
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(builtCaddy.dir)
 	}
 	_ = os.RemoveAll(caddyStorage())
+	oidctest.Cleanup()
 	os.Exit(code)
 }
 
