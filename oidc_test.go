@@ -6,11 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -182,25 +182,48 @@ func TestKeyURLsOverPlainHTTPAreRefused(t *testing.T) {
 			t.Errorf("%s: %v, want a parse error at line 3 naming the setting and https://", setting, err)
 		}
 	}
-	for _, handler := range []string{
-		`{"handler":"session_gate","jwks":["http://idp.example.com/jwks.json"]}`,
-		`{"handler":"session_gate","oidc_issuer":"http://idp.example.com"}`,
-		`{"handler":"session_gate","jwks":["{env.SESSION_GATE_TEST_JWKS}"]}`,
+	t.Setenv("SESSION_GATE_TEST_JWKS", "http://idp.example.com/jwks.json")
+	for what, gate := range map[string]string{
+		"jwks":               `{"handler":"session_gate","jwks":["http://idp.example.com/jwks.json"]}`,
+		"oidc_issuer":        `{"handler":"session_gate","oidc_issuer":"http://idp.example.com"}`,
+		"jwks {env.*}":       `{"handler":"session_gate","jwks":["{env.SESSION_GATE_TEST_JWKS}"]}`,
+		"issuer oidc_issuer": `{"handler":"session_gate","issuer":"https://a.example.com","oidc_issuer":"https://b.example.com"}`,
 	} {
-		t.Setenv("SESSION_GATE_TEST_JWKS", "http://idp.example.com/jwks.json")
-		cfg := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[` + handler + `]}]}}}}}`
-		var c caddy.Config
-		if err := json.Unmarshal([]byte(cfg), &c); err != nil {
-			t.Fatal(err)
+		want := "https://"
+		if what == "issuer oidc_issuer" {
+			want = "remove issuer"
 		}
-		if err := caddy.Validate(&c); err == nil || !strings.Contains(err.Error(), "https://") {
-			t.Errorf("%s: %v, want an error naming https://", handler, err)
-		}
+		wantConfigError(t, "JSON "+what, validateJSON(t, gate), want)
 	}
 	// Loopback over http is fine (the URL need not answer for validate).
 	for _, setting := range []string{"jwks http://127.0.0.1:9/jwks.json", "jwks http://localhost:9/jwks.json", "jwks http://[::1]:9/jwks.json"} {
 		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(gateSite(setting)), nil); err != nil {
 			t.Errorf("%s: %v, want it accepted", setting, err)
+		}
+	}
+}
+
+// The recipes of docs/oidc.md are Caddyfiles that Caddy takes as printed.
+// (Loading them would ask hosts that do not exist; the rules they rely on are
+// the tests above.)
+func TestOIDCRecipesAdapt(t *testing.T) {
+	doc, err := os.ReadFile("docs/oidc.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```caddyfile\n")[1:]
+	if len(blocks) != 2 {
+		t.Fatalf("docs/oidc.md has %d Caddyfile recipes, want 2 (Keycloak, Zitadel)", len(blocks))
+	}
+	for _, b := range blocks {
+		text, _, _ := strings.Cut(b, "```")
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), nil)
+		if err != nil {
+			t.Errorf("recipe %q: %v", text, err)
+			continue
+		}
+		if !strings.Contains(string(out), `"oidc_issuer":"https://`) || !strings.Contains(string(out), `"audience":[`) {
+			t.Errorf("recipe %q adapts to %s, want oidc_issuer and audience", text, out)
 		}
 	}
 }
