@@ -110,6 +110,37 @@ func scalarText(raw any) (string, bool) {
 	return "", false
 }
 
+// Placeholders returns the function that answers placeholder keys with the
+// claims' text (VerifierConfig.PlaceholderPrefix); nil when the Verifier has
+// no prefix or the token is not Valid. The function was made once, with the
+// verdict: handing it to a replacer per request costs nothing more.
+func (r *Result) Placeholders() func(key string) (any, bool) {
+	return r.placeholders
+}
+
+// newPlaceholders makes a Placeholders function: prefix+"id" is sub (a
+// claim named "id" never wins over it), prefix+name each claim's text. The
+// subject is boxed here, once, since it is the placeholder read on every
+// request (Caddy's access log and php_fastcgi's REMOTE_USER); other values
+// are boxed when read.
+func newPlaceholders(prefix, sub string, claims []Claim) func(key string) (any, bool) {
+	boxedSub := any(sub)
+	return func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			return nil, false
+		}
+		if name == "id" {
+			return boxedSub, true
+		}
+		i, ok := slices.BinarySearchFunc(claims, name, func(c Claim, n string) int { return strings.Compare(c.Name, n) })
+		if !ok {
+			return nil, false
+		}
+		return claims[i].Value, true
+	}
+}
+
 // Lookup finds a claim by its dotted name.
 func (r *Result) Lookup(name string) (Claim, bool) {
 	i, ok := slices.BinarySearchFunc(r.Claims, name, func(c Claim, n string) int { return strings.Compare(c.Name, n) })

@@ -105,3 +105,43 @@ func TestClaimsDottedNameWins(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholders: a Valid result answers prefix+claim with the claim's
+// text and prefix+"id" with sub (never a claim named id), nothing else; it
+// is made with the verdict, so asking for the user id allocates nothing.
+func TestPlaceholders(t *testing.T) {
+	const prefix = "http.auth.user."
+	v := vtVerifier(t, VerifierConfig{Secrets: [][]byte{[]byte(cacheSecret)}, PlaceholderPrefix: prefix})
+	tok := vtSign(t, jwt.SigningMethodHS256, []byte(cacheSecret), "", vtClaims(map[string]any{
+		"id": "not-the-subject", "role": "admin", "realm_access": map[string]any{"roles": []any{"a", "b"}},
+	}))
+	res := vtExpect(t, v, tok, Valid, "")
+	ph := res.Placeholders()
+	if ph == nil {
+		t.Fatal("no Placeholders on a Valid result")
+	}
+	for key, want := range map[string]string{
+		prefix + "id": "user-1", prefix + "sub": "user-1", prefix + "role": "admin", prefix + "realm_access.roles": "a,b",
+	} {
+		if got, ok := ph(key); !ok || got != want {
+			t.Errorf("%s = %v (%v), want %q", key, got, ok, want)
+		}
+	}
+	for _, key := range []string{prefix + "nope", prefix + "realm_access", "http.request.uri", "role", prefix} {
+		if got, ok := ph(key); ok {
+			t.Errorf("%s = %v, want unknown", key, got)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = ph(prefix + "id") }); n != 0 {
+		t.Errorf("the user id costs %v allocations", n)
+	}
+
+	expired := vtExpect(t, v, vtSign(t, jwt.SigningMethodHS256, []byte(cacheSecret), "", vtClaims(map[string]any{"exp": vtNow.Unix() - 10})), Expired, "token expired")
+	if expired.Placeholders() != nil {
+		t.Error("an Expired result has placeholders")
+	}
+	plain := vtVerifier(t, VerifierConfig{Secrets: [][]byte{[]byte(cacheSecret)}})
+	if res := vtExpect(t, plain, tok, Valid, ""); res.Placeholders() != nil {
+		t.Error("placeholders without a prefix")
+	}
+}

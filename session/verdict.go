@@ -69,6 +69,8 @@ type Result struct {
 	// Reason says why a token is Invalid or Expired, in words fit for a log
 	// line or an error_description. It never contains the token.
 	Reason string
+
+	placeholders func(key string) (any, bool) // see Placeholders
 }
 
 // Better reports whether a is a better verdict on a session than b, for a

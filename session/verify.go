@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -129,17 +127,23 @@ type VerifierConfig struct {
 	// Logger receives JWKS fetch failures (Warn) and skipped JWKs. Tokens are
 	// never logged. Default: zap.NewNop().
 	Logger *zap.Logger
+	// PlaceholderPrefix, when set, gives every Valid Result a Placeholders
+	// function answering PlaceholderPrefix+"<claim>" with the claim's text and
+	// PlaceholderPrefix+"id" with "sub", made once per token. Caddy's
+	// replacer takes such a function (prefix "http.auth.user.").
+	PlaceholderPrefix string
 }
 
 // Verifier checks access tokens. It is safe for concurrent use. All
 // preparation (parser, allow-list, key index) happens when keys change, so
 // Verify does only the per-token work.
 type Verifier struct {
-	issuer   string
-	audience []string
-	leeway   time.Duration
-	now      func() time.Time
-	log      *zap.Logger
+	issuer      string
+	audience    []string
+	leeway      time.Duration
+	now         func() time.Time
+	log         *zap.Logger
+	placeholder string // VerifierConfig.PlaceholderPrefix
 
 	// state is the immutable snapshot Verify reads, swapped whenever keys or
 	// the allow-list change.
@@ -173,19 +177,15 @@ type verifyKey struct {
 
 // verifyState is everything Verify needs, built once per key change.
 type verifyState struct {
-	parser  *jwt.Parser
 	allowed jwsAlgSet
 	gen     uint64
 	// anyKid holds, per algorithm, the candidates for a token without a kid
-	// or with a kid nobody declared: secrets and kid-less public keys. Each
-	// entry is nil, a single key, or a jwt.VerificationKeySet, ready to be
-	// returned by the keyfunc without allocating.
-	anyKid [jwsCount]any
+	// or with a kid nobody declared: secrets and kid-less public keys.
+	anyKid [jwsCount][]*verifyCand
 	// byKid holds, per declared kid, the keys bound to that kid followed by
 	// the anyKid candidates. A kid is present also when all its keys were
 	// excluded, so that it does not count as unknown.
-	byKid   map[string]*[jwsCount]any
-	keyfunc jwt.Keyfunc
+	byKid map[string]*[jwsCount][]*verifyCand
 }
 
 // NewVerifier validates cfg and prepares a Verifier. JWK Sets are fetched
@@ -204,13 +204,14 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{
-		issuer:   issuer,
-		audience: slices.Clone(cfg.Audience),
-		leeway:   cfg.Leeway,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		jwksKeys: map[string][]verifyKey{},
-		jwksSums: map[string][32]byte{},
+		issuer:      issuer,
+		audience:    slices.Clone(cfg.Audience),
+		leeway:      cfg.Leeway,
+		now:         cfg.Now,
+		log:         cfg.Logger,
+		placeholder: cfg.PlaceholderPrefix,
+		jwksKeys:    map[string][]verifyKey{},
+		jwksSums:    map[string][32]byte{},
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -309,48 +310,43 @@ func (v *Verifier) Close() {
 // rebuildLocked builds and publishes a new verifyState from the current keys.
 // It runs only when keys change, so it may allocate freely.
 func (v *Verifier) rebuildLocked() {
-	methods := v.allowed.names()
-	if methods == nil {
-		// jwt.WithValidMethods(nil) would mean "any method"; an empty,
-		// non-nil list means none.
-		methods = []string{}
-	}
 	st := &verifyState{
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(methods),
-			jwt.WithJSONNumber(),
-			// Claims are checked by checkClaims, whose rules are stricter
-			// (docs/behaviour.md, "Verdicts"): golang-jwt accepts a string
-			// "exp", treats null as absent and lets a wrong aud pass as
-			// merely expired.
-			jwt.WithoutClaimsValidation(),
-			jwt.WithStrictDecoding(),
-		),
 		allowed: v.allowed,
 		gen:     v.gen,
-		byKid:   map[string]*[jwsCount]any{},
+		byKid:   map[string]*[jwsCount][]*verifyCand{},
 	}
 
-	var anyLists [jwsCount][]jwt.VerificationKey
-	kidLists := map[string]*[jwsCount][]jwt.VerificationKey{}
-	add := func(lists *[jwsCount][]jwt.VerificationKey, k verifyKey) {
+	// One candidate per key and algorithm, shared by every list it is in,
+	// so that an HMAC key's reused hash states are shared too.
+	type keyAlg struct {
+		key *verifyKey
+		alg int
+	}
+	cands := map[keyAlg]*verifyCand{}
+	add := func(lists *[jwsCount][]*verifyCand, k *verifyKey) {
 		for i := range jwsCount {
 			if k.algs.has(i) && v.allowed.has(i) {
-				lists[i] = append(lists[i], k.key)
+				c := cands[keyAlg{k, i}]
+				if c == nil {
+					c = newVerifyCand(k.key, i)
+					cands[keyAlg{k, i}] = c
+				}
+				lists[i] = append(lists[i], c)
 			}
 		}
 	}
-	forKid := func(kid string) *[jwsCount][]jwt.VerificationKey {
+	kidLists := map[string]*[jwsCount][]*verifyCand{}
+	forKid := func(kid string) *[jwsCount][]*verifyCand {
 		l := kidLists[kid]
 		if l == nil {
-			l = new([jwsCount][]jwt.VerificationKey)
+			l = new([jwsCount][]*verifyCand)
 			kidLists[kid] = l
 		}
 		return l
 	}
-	for _, k := range v.static {
-		if k.kid == "" {
-			add(&anyLists, k)
+	for i := range v.static {
+		if k := &v.static[i]; k.kid == "" {
+			add(&st.anyKid, k)
 		} else {
 			add(forKid(k.kid), k)
 		}
@@ -361,65 +357,55 @@ func (v *Verifier) rebuildLocked() {
 	}
 	slices.Sort(locations) // deterministic candidate order
 	for _, loc := range locations {
-		for _, k := range v.jwksKeys[loc] {
-			add(forKid(k.kid), k)
+		keys := v.jwksKeys[loc]
+		for i := range keys {
+			add(forKid(keys[i].kid), &keys[i])
 		}
 	}
-
-	for i := range jwsCount {
-		st.anyKid[i] = jwsKeyCandidates(anyLists[i])
-	}
 	for kid, lists := range kidLists {
-		c := new([jwsCount]any)
+		c := new([jwsCount][]*verifyCand)
 		for i := range jwsCount {
 			// Keys bound to the kid first: they are the likely match.
-			c[i] = jwsKeyCandidates(slices.Concat(lists[i], anyLists[i]))
+			c[i] = slices.Concat(lists[i], st.anyKid[i])
 		}
 		st.byKid[kid] = c
 	}
-	st.keyfunc = st.keyFor
 	v.state.Store(st)
 }
 
-// jwsKeyCandidates turns a key list into what a jwt.Keyfunc returns, boxed once
-// here instead of on every Verify.
-func jwsKeyCandidates(keys []jwt.VerificationKey) any {
-	switch len(keys) {
-	case 0:
-		return nil
-	case 1:
-		return keys[0]
+// candidates returns the keys that may verify a token with header h, or the
+// reason there are none. The candidates depend on the token's alg only
+// through the precomputed per-algorithm lists, which hold only keys whose
+// type fits that algorithm: the token can never make a key be used as
+// another kind of key (an RSA public key as an HMAC secret, a P-384 key for
+// ES256).
+func (st *verifyState) candidates(h *jwsHeader) ([]*verifyCand, string) {
+	if h.algKind != kindString {
+		return nil, reasonMalformed
 	}
-	return jwt.VerificationKeySet{Keys: keys}
-}
-
-// keyFor is the jwt.Keyfunc. golang-jwt calls it after checking the alg
-// against the allow-list and before checking the signature. The candidates
-// depend on the token's alg only through the precomputed per-algorithm lists,
-// which hold only keys whose type fits that algorithm: the token can never
-// make a key be used as another kind of key (an RSA public key as an HMAC
-// secret, a P-384 key for ES256).
-func (st *verifyState) keyFor(t *jwt.Token) (any, error) {
+	alg := jwsAlgIndex(string(h.alg))
+	if !st.allowed.has(alg) {
+		return nil, reasonAlgNotAllowed
+	}
 	// We implement no JOSE extension, so per RFC 7515 §4.1.11 a token that
 	// says it depends on one must be rejected.
-	if _, ok := t.Header["crit"]; ok {
-		return nil, errVerifyCrit
+	if h.crit {
+		return nil, reasonCrit
 	}
-	cands := &st.anyKid
-	if raw, ok := t.Header["kid"]; ok {
-		kid, ok := raw.(string)
-		if !ok {
-			return nil, errVerifyKID
+	lists := &st.anyKid
+	switch h.kidKind {
+	case kindAbsent:
+	case kindString:
+		if l := st.byKid[string(h.kid)]; l != nil {
+			lists = l
 		}
-		if c := st.byKid[kid]; c != nil {
-			cands = c
-		}
+	default:
+		return nil, reasonMalformed
 	}
-	i := jwsAlgIndex(t.Method.Alg())
-	if i < 0 || cands[i] == nil {
-		return nil, errVerifyNoKey
+	if len(lists[alg]) == 0 {
+		return nil, reasonUnknownKey
 	}
-	return cands[i], nil
+	return lists[alg], ""
 }
 
 // Verify classifies one access token. An empty token is Missing; everything
@@ -454,58 +440,72 @@ func (v *Verifier) Verify(token string) Result {
 // verifyWith verifies token against one state. When the failure could be
 // cured by fetching a JWK Set (no key or no matching signature, and the
 // token's kid is unknown), it also returns that kid and retry = true.
+//
+// The checks run in this order: the three parts decode and the header is a
+// JSON object; alg, crit and kid find candidate keys; one of them verifies
+// the signature; and only then are the claims read, so that nobody without
+// a key can make the gate read more than a header.
 func (v *Verifier) verifyWith(st *verifyState, token string) (res Result, kid string, retry bool) {
-	claims := jwt.MapClaims{}
-	tok, err := st.parser.ParseWithClaims(token, claims, st.keyfunc)
-	if err == nil {
-		return v.checkClaims(claims, v.now()), "", false
+	s := scratchPool.Get().(*verifyScratch)
+	defer scratchPool.Put(s)
+	input, ok := s.split(token)
+	if !ok {
+		return invalidResult(reasonMalformed), "", false
 	}
-	reason := verifyFailureReason(err, tok, st.allowed)
-	if reason == reasonUnknownKey || reason == reasonSignature {
-		if kid, ok := tok.Header["kid"].(string); ok {
-			if _, known := st.byKid[kid]; !known {
-				return invalidResult(reason), kid, true
+	h, ok := s.readHeader()
+	if !ok {
+		return invalidResult(reasonMalformed), "", false
+	}
+	cands, reason := st.candidates(&h)
+	if reason == "" {
+		reason = reasonSignature
+		for _, c := range cands {
+			if c.verify(s, input, s.sig) {
+				reason = ""
+				break
 			}
 		}
 	}
-	return invalidResult(reason), "", false
-}
+	if reason != "" {
+		if (reason == reasonUnknownKey || reason == reasonSignature) && h.kidKind == kindString {
+			if _, known := st.byKid[string(h.kid)]; !known {
+				return invalidResult(reason), string(h.kid), true
+			}
+		}
+		return invalidResult(reason), "", false
+	}
 
-// verifyFailureReason names the reason golang-jwt refused a token.
-func verifyFailureReason(err error, tok *jwt.Token, allowed jwsAlgSet) string {
-	if errors.Is(err, jwt.ErrTokenMalformed) || tok == nil {
-		return reasonMalformed
+	ok, exact := s.scan.read(s.claims)
+	if !ok {
+		return invalidResult(reasonMalformed), "", false
 	}
-	alg, ok := tok.Header["alg"].(string)
-	switch {
-	case !ok:
-		return reasonMalformed
-	case !allowed.has(jwsAlgIndex(alg)):
-		return reasonAlgNotAllowed
-	case errors.Is(err, errVerifyCrit):
-		return reasonCrit
-	case errors.Is(err, errVerifyKID):
-		return reasonMalformed
-	case errors.Is(err, errVerifyNoKey):
-		return reasonUnknownKey
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return reasonSignature
+	var (
+		reg    registeredClaims
+		claims []Claim
+	)
+	if exact {
+		reg, claims, ok = claimsExactly(s.claims)
+		if !ok {
+			return invalidResult(reasonMalformed), "", false
+		}
+	} else {
+		reg, claims = s.scan.result()
 	}
-	return reasonMalformed
+	return v.checkClaims(&reg, claims, v.now()), "", false
 }
 
 func invalidResult(reason string) Result {
 	return Result{Verdict: Invalid, Reason: reason}
 }
 
-// checkClaims applies the claim rules of docs/behaviour.md ("Verdicts") to a token whose signature
-// and algorithm have been checked. Claim names are case-sensitive and, as the
-// JSON decoder keeps the last of repeated names, a repeated name counts by
-// its last value (RFC 7519 §4). The token is Expired only when every other
-// check passes; "exp" must be strictly after now - leeway (RFC 7519 §4.1.4:
-// the current time must be before it).
-func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
-	sub, ok := claimString(c, "sub")
+// checkClaims applies the claim rules of docs/behaviour.md ("Verdicts") to
+// a token whose signature and algorithm have been checked. Claim names are
+// case-sensitive and a repeated name counts by its last value (RFC 7519 §4).
+// The token is Expired only when every other check passes; "exp" must be
+// strictly after now - leeway (RFC 7519 §4.1.4: the current time must be
+// before it).
+func (v *Verifier) checkClaims(c *registeredClaims, claims []Claim, now time.Time) Result {
+	sub, ok := c.sub.str()
 	if !ok {
 		return invalidResult(reasonSubMalformed)
 	}
@@ -514,41 +514,40 @@ func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
 		// there is nobody to let in.
 		return invalidResult(reasonSubMissing)
 	}
-	sid, ok := claimString(c, "sid")
+	sid, ok := c.sid.str()
 	if !ok {
 		return invalidResult(reasonSidMalformed)
 	}
-	rawExp, ok := c["exp"]
-	if !ok {
+	if c.exp.kind == kindAbsent {
 		return invalidResult(reasonExpMissing)
 	}
-	exp, ok := claimNumericDate(rawExp)
+	exp, ok := c.exp.numericDate()
 	if !ok {
 		return invalidResult(reasonExpMalformed)
 	}
 	var nbf time.Time
-	if raw, ok := c["nbf"]; ok {
-		if nbf, ok = claimNumericDate(raw); !ok {
+	if c.nbf.kind != kindAbsent {
+		if nbf, ok = c.nbf.numericDate(); !ok {
 			return invalidResult(reasonNbfMalformed)
 		}
 		if now.Add(v.leeway).Before(nbf) {
 			return invalidResult(reasonNotYetValid)
 		}
 	}
-	if raw, ok := c["iat"]; ok {
+	if c.iat.kind != kindAbsent {
 		// Type and range only: a future iat is clock skew, not forgery.
-		if _, ok := claimNumericDate(raw); !ok {
+		if _, ok := c.iat.numericDate(); !ok {
 			return invalidResult(reasonIatMalformed)
 		}
 	}
-	iss, ok := claimString(c, "iss")
+	iss, ok := c.iss.str()
 	if !ok {
 		return invalidResult(reasonIssMalformed)
 	}
 	if v.issuer != "" && iss != v.issuer {
 		return invalidResult(reasonIssuer)
 	}
-	match, ok := claimAudienceMatch(c["aud"], v.audience)
+	match, ok := c.aud.audienceMatch(v.audience)
 	if !ok {
 		return invalidResult(reasonAudMalformed)
 	}
@@ -560,66 +559,71 @@ func (v *Verifier) checkClaims(c map[string]any, now time.Time) Result {
 		Verdict:   Valid,
 		Subject:   sub,
 		SessionID: sid,
-		Claims:    flattenClaims(c),
+		Claims:    claims,
 		ExpiresAt: exp,
 		NotBefore: nbf,
 	}
 	if !now.Before(exp.Add(v.leeway)) {
 		res.Verdict = Expired
 		res.Reason = reasonExpired
+	} else if v.placeholder != "" {
+		res.placeholders = newPlaceholders(v.placeholder, sub, claims)
 	}
 	return res
 }
 
-// claimString returns a claim that must be a string when present.
-func claimString(c map[string]any, name string) (string, bool) {
-	raw, present := c[name]
-	if !present {
+// str returns a claim that must be a string when present.
+func (c *claimValue) str() (string, bool) {
+	switch c.kind {
+	case kindAbsent:
 		return "", true
+	case kindString:
+		return c.text, true
 	}
-	s, ok := raw.(string)
-	return s, ok
+	return "", false
 }
 
-// claimAudienceMatch reports whether aud (a string or an array of strings, RFC
+// audienceMatch reports whether aud (a string or an array of strings, RFC
 // 7519 §4.1.3) contains one of want, and whether aud is well formed. An
-// absent aud is well formed and matches nothing.
-func claimAudienceMatch(aud any, want []string) (match, ok bool) {
-	switch a := aud.(type) {
-	case nil:
+// absent (or null) aud is well formed and matches nothing.
+func (c *claimValue) audienceMatch(want []string) (match, ok bool) {
+	switch c.kind {
+	case kindAbsent, kindNull:
 		return false, true
-	case string:
-		return slices.Contains(want, a), true
-	case []any:
-		for _, e := range a {
-			s, ok := e.(string)
-			if !ok {
-				return false, false
-			}
+	case kindString:
+		return slices.Contains(want, c.text), true
+	case kindArray:
+		if c.strings == nil {
+			return false, false
+		}
+		for _, s := range c.strings {
 			if slices.Contains(want, s) {
-				match = true
+				return true, true
 			}
 		}
-		return match, true
+		return false, true
 	}
 	return false, false
+}
+
+// numericDate reads a NumericDate claim; see claimNumericDate.
+func (c *claimValue) numericDate() (time.Time, bool) {
+	if c.kind != kindNumber {
+		return time.Time{}, false
+	}
+	return claimNumericDate(c.text)
 }
 
 // claimNumericDateMax is 2^53, the largest integer every JSON implementation
 // represents exactly; the contract bounds exp/nbf/iat by it.
 const claimNumericDateMax = 1 << 53
 
-// claimNumericDate reads a NumericDate (RFC 7519 §2): a JSON number, possibly
+// claimNumericDate reads a NumericDate (RFC 7519 §2), given as the JSON number's text: possibly
 // fractional, from 0 to 2^53. Strings, null and out-of-range values fail.
 // Integers, the usual form, are compared exactly; other forms go through
 // float64, and only the one float64 value that may hide a rounding across
 // the bound (2^53 itself) is re-checked exactly.
-func claimNumericDate(raw any) (time.Time, bool) {
-	n, ok := raw.(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	s := string(n)
+func claimNumericDate(s string) (time.Time, bool) {
 	if !strings.ContainsAny(s, ".eE") {
 		i, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || i < 0 || i > claimNumericDateMax {

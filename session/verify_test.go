@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/session-gate/session_gate/internal/benchtoken"
 )
 
 // ---- helpers (prefixed vt so as not to collide with other tests of the package)
@@ -355,19 +357,14 @@ func TestVerifyKeyConfusion(t *testing.T) {
 			},
 		})
 		st := v.state.Load()
-		check := func(where string, c *[jwsCount]any) {
-			for i, entry := range c {
-				var keys []jwt.VerificationKey
-				switch e := entry.(type) {
-				case nil:
-				case jwt.VerificationKeySet:
-					keys = e.Keys
-				default:
-					keys = []jwt.VerificationKey{e}
-				}
-				for _, key := range keys {
-					if !jwsKeyAlgs(key).has(i) {
-						t.Errorf("%s: %s candidates hold a %T", where, jwsAlgNames[i], key)
+		check := func(where string, c *[jwsCount][]*verifyCand) {
+			for i, cands := range c {
+				for _, cand := range cands {
+					if !jwsKeyAlgs(cand.key).has(i) {
+						t.Errorf("%s: %s candidates hold a %T", where, jwsAlgNames[i], cand.key)
+					}
+					if cand.method.Alg() != jwsAlgNames[i] {
+						t.Errorf("%s: %s candidate verifies with %s", where, jwsAlgNames[i], cand.method.Alg())
 					}
 				}
 			}
@@ -745,6 +742,50 @@ func BenchmarkVerify(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				v.Verify(tok)
+			}
+		})
+	}
+}
+
+// BenchmarkColdVerifyKeycloak is the pair of issue 19: a full verification
+// of one 20-claim Keycloak-like access token, by this package (signature,
+// claims, everything flattened for placeholders) and by golang-jwt's
+// ParseWithClaims into MapClaims (signature, claims decoded into a map,
+// exp/iat checked), run together so that their figures compare.
+func BenchmarkColdVerifyKeycloak(b *testing.B) {
+	k := vtKeys(b)
+	now := time.Now()
+	for _, alg := range []struct {
+		method jwt.SigningMethod
+		sign   any
+		verify any
+		cfg    VerifierConfig
+	}{
+		{jwt.SigningMethodRS256, k.rsa, &k.rsa.PublicKey, VerifierConfig{PublicKeys: []PublicKey{{Key: &k.rsa.PublicKey}}}},
+		{jwt.SigningMethodHS256, k.secret, k.secret, VerifierConfig{Secrets: [][]byte{k.secret}}},
+	} {
+		tok := vtSign(b, alg.method, alg.sign, "", benchtoken.KeycloakClaims(now, now.Add(24*time.Hour)))
+		b.Run(alg.method.Alg()+"/session", func(b *testing.B) {
+			cfg := alg.cfg
+			cfg.Now = time.Now
+			v := vtVerifier(b, cfg)
+			if res := v.Verify(tok); res.Verdict != Valid || len(res.Claims) < 20 {
+				b.Fatalf("Verify = %v (%s), %d claims", res.Verdict, res.Reason, len(res.Claims))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				v.Verify(tok)
+			}
+		})
+		b.Run(alg.method.Alg()+"/golang-jwt", func(b *testing.B) {
+			p := jwt.NewParser(jwt.WithValidMethods([]string{alg.method.Alg()}))
+			keyfunc := func(*jwt.Token) (any, error) { return alg.verify, nil }
+			if _, err := p.ParseWithClaims(tok, jwt.MapClaims{}, keyfunc); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = p.ParseWithClaims(tok, jwt.MapClaims{}, keyfunc)
 			}
 		})
 	}
