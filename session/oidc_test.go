@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -167,4 +168,37 @@ func TestOIDCProviderDownAtStartIsRetried(t *testing.T) {
 	// From then on it is an ordinary JWK Set: an unknown kid refetches it.
 	p.jwks.set(t, vtJWK(t, &k.rsa.PublicKey, "k1", "", ""), vtJWK(t, &k.rsa2.PublicKey, "k2", "", ""))
 	vtExpect(t, v, vtSign(t, jwt.SigningMethodRS256, k.rsa2, "k2", vtClaims(map[string]any{"iss": p.issuer()})), Valid, "")
+}
+
+// Starting waits at most 2 s however the provider misbehaves: a discovery
+// document that never comes, or one that comes at once and names a JWK Set
+// that never answers. Tokens then wait for the keys (503), and the log says
+// no key set has loaded yet.
+func TestOIDCSilentProviderBoundsStart(t *testing.T) {
+	k := vtKeys(t)
+	silentJWKS, _ := hangingJWKS(t, nil)
+	stop := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(stop); silent.Close() })
+	quick := newOIDCProvider(t)
+	quick.setDoc(quick.issuer(), silentJWKS)
+
+	for what, issuer := range map[string]string{"document": silent.URL + "/", "keys": quick.issuer()} {
+		core, logs := observer.New(zapcore.ErrorLevel)
+		start := time.Now()
+		v := vtVerifier(t, VerifierConfig{OIDCIssuer: issuer, Logger: zap.New(core)})
+		if took := time.Since(start); took > 2500*time.Millisecond {
+			t.Errorf("silent %s: NewVerifier took %v, want at most 2s", what, took)
+		}
+		tok := vtSign(t, jwt.SigningMethodRS256, k.rsa, "k1", vtClaims(map[string]any{"iss": issuer}))
+		vtExpect(t, v, tok, KeysUnavailable, reasonKeysPending)
+		if logs.FilterMessageSnippet("no key set has loaded yet").Len() == 0 {
+			t.Errorf("silent %s: no log line says that no key set has loaded yet: %v", what, logs.All())
+		}
+	}
 }

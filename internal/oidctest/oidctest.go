@@ -64,7 +64,7 @@ func binary(tb testing.TB) string {
 		cmd := exec.Command("go", "install", Package)
 		// Outside this module, so that its go.mod has no say.
 		cmd.Dir = built.dir
-		cmd.Env = append(os.Environ(), "GOBIN="+built.dir, "GOFLAGS=")
+		cmd.Env = append(os.Environ(), "GOBIN="+built.dir)
 		began := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("go install %s: %v\n%s", Package, err, out)
