@@ -55,9 +55,16 @@ func TestJWKSNeverAnsweringGives503NotLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantKeysUnavailable(t, base, signed)
+}
+
+// wantKeysUnavailable checks that tok gets 503 "session keys unavailable"
+// with Retry-After, navigation or API call alike: never the login redirect.
+func wantKeysUnavailable(t *testing.T, base, tok string) {
+	t.Helper()
 	for what, req := range map[string]*http.Request{
-		"navigation": asNavigation(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", signed)),
-		"API call":   asAPI(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", signed)),
+		"navigation": asNavigation(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", tok)),
+		"API call":   asAPI(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", tok)),
 	} {
 		got := do(t, req)
 		if got.status != http.StatusServiceUnavailable || got.body != `{"message":"session keys unavailable"}` {

@@ -136,17 +136,7 @@ func TestOIDCProviderDownAtStartThenKeysArrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for what, req := range map[string]*http.Request{
-		"navigation": asNavigation(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", forgedToken)),
-		"API call":   asAPI(withCookie(newRequest(t, "GET", base+"/page", nil), "sAccessToken", forgedToken)),
-	} {
-		got := do(t, req)
-		if got.status != http.StatusServiceUnavailable || got.body != `{"message":"session keys unavailable"}` ||
-			got.header.Get("Retry-After") == "" || got.header.Get("Location") != "" {
-			t.Errorf("%s before the provider is up: %d %q Retry-After %q Location %q, want 503 session keys unavailable with Retry-After",
-				what, got.status, got.body, got.header.Get("Retry-After"), got.header.Get("Location"))
-		}
-	}
+	wantKeysUnavailable(t, base, forgedToken)
 
 	op.Start()
 	idToken := op.IDToken(t)

@@ -177,18 +177,11 @@ func TestOIDCProviderDownAtStartIsRetried(t *testing.T) {
 func TestOIDCSilentProviderBoundsStart(t *testing.T) {
 	k := vtKeys(t)
 	silentJWKS, _ := hangingJWKS(t, nil)
-	stop := make(chan struct{})
-	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-stop:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(func() { close(stop); silent.Close() })
+	silentDoc, _ := hangingJWKS(t, nil) // answers nothing on any path
 	quick := newOIDCProvider(t)
 	quick.setDoc(quick.issuer(), silentJWKS)
 
-	for what, issuer := range map[string]string{"document": silent.URL + "/", "keys": quick.issuer()} {
+	for what, issuer := range map[string]string{"document": strings.TrimSuffix(silentDoc, "jwks.json"), "keys": quick.issuer()} {
 		core, logs := observer.New(zapcore.ErrorLevel)
 		start := time.Now()
 		v := vtVerifier(t, VerifierConfig{OIDCIssuer: issuer, Logger: zap.New(core)})
