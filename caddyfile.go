@@ -1,6 +1,8 @@
 package sessiongate
 
 import (
+	"cmp"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -68,6 +70,11 @@ func init() {
 //
 // secret, public_key, jwks, authorize and claim_header may be repeated; at least one key is needed
 // (a refresher's own key counts).
+//
+// Every mistake that needs no file and no network (a short literal secret, an
+// unknown algorithm, a bad login_url, path, cookie or header name, a
+// duration) is reported here, with the Caddyfile's name and line; Validate
+// and Provision check the same for JSON configs.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(Gate)
 	d := h.Dispenser
@@ -93,6 +100,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	}
 	if err := g.checkRefreshSource(); err != nil {
 		return nil, d.Err(err.Error())
+	}
+	if !g.hasKey() {
+		return nil, d.Err(errNoKey.Error())
+	}
+	if refresh, signout := cmp.Or(g.RefreshPath, DefaultRefreshPath), cmp.Or(g.SignoutPath, DefaultSignoutPath); refresh == signout {
+		return nil, d.Errf("session_gate: refresh_path and signout_path must differ (both are %s)", refresh)
 	}
 	return g, nil
 }
@@ -120,7 +133,7 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 	name := d.Val()
 	switch name {
 	case "cookie":
-		return oneArg(d, &g.Cookie)
+		return oneChecked(d, gatePrefix, &g.Cookie, checkCookieName)
 	case "bearer":
 		var v string
 		if err := oneArg(d, &v); err != nil {
@@ -131,7 +144,7 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		return err
 	case "secret":
 		var s string
-		if err := oneArg(d, &s); err != nil {
+		if err := oneChecked(d, gatePrefix, &s, checkLiteralSecret); err != nil {
 			return err
 		}
 		g.Secrets = append(g.Secrets, s)
@@ -150,7 +163,14 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 	case "oidc_issuer":
 		return keyURLArg(d, &g.OIDCIssuer, session.CheckOIDCIssuer)
 	case "algorithms":
-		return manyArgs(d, &g.Algorithms)
+		if err := manyArgs(d, &g.Algorithms); err != nil {
+			return err
+		}
+		for _, alg := range g.Algorithms {
+			if err := session.CheckAlgorithm(alg); err != nil {
+				return d.Errf("session_gate: algorithms: %v", err)
+			}
+		}
 	case "issuer":
 		return oneArg(d, &g.Issuer)
 	case "audience":
@@ -158,19 +178,24 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 	case "leeway":
 		return durationArg(d, &g.Leeway)
 	case "login_url":
-		return oneArg(d, &g.LoginURL)
+		return oneChecked(d, gatePrefix, &g.LoginURL, checkLoginURL)
 	case "return_param":
 		return oneArg(d, &g.ReturnParam)
 	case "refresh_path":
-		return oneArg(d, &g.RefreshPath)
+		return oneChecked(d, gatePrefix, &g.RefreshPath, checkSitePath)
 	case "signout_path":
-		return oneArg(d, &g.SignoutPath)
+		return oneChecked(d, gatePrefix, &g.SignoutPath, checkSitePath)
 	case "refresh_hint_cookie":
-		return oneArg(d, &g.RefreshHintCookie)
+		return oneChecked(d, gatePrefix, &g.RefreshHintCookie, checkCookieName)
 	case "interstitial":
 		return oneArg(d, &g.Interstitial)
 	case "public":
-		return manyArgs(d, &g.Public)
+		if err := manyArgs(d, &g.Public); err != nil {
+			return err
+		}
+		if err := checkPublicPatterns(g.Public); err != nil {
+			return d.Err(err.Error())
+		}
 	case "token_cache":
 		return g.parseTokenCache(d)
 	case "authorize":
@@ -259,7 +284,7 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch d.Val() {
 		case "secret":
-			if err := oneArg(d, &rc.Secret); err != nil {
+			if err := oneChecked(d, refresherPrefix, &rc.Secret, checkLiteralSecret); err != nil {
 				return err
 			}
 		case "private_key":
@@ -281,15 +306,15 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "refresh_cookie":
-			if err := oneArg(d, &rc.RefreshCookie); err != nil {
+			if err := oneChecked(d, refresherPrefix, &rc.RefreshCookie, checkCookieName); err != nil {
 				return err
 			}
 		case "issue_header":
-			if err := oneArg(d, &rc.IssueHeader); err != nil {
+			if err := oneChecked(d, refresherPrefix, &rc.IssueHeader, checkHeaderName); err != nil {
 				return err
 			}
 		case "jwks_path":
-			if err := oneArg(d, &rc.JWKSPath); err != nil {
+			if err := oneChecked(d, refresherPrefix, &rc.JWKSPath, checkSitePath); err != nil {
 				return err
 			}
 		case "store":
@@ -316,6 +341,9 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if rc.Secret != "" && rc.PrivateKey != nil {
 		return d.Errf("session_gate: refresher: secret and private_key cannot both be set")
+	}
+	if rc.JWKSPath != "" && rc.PrivateKey == nil {
+		return d.Errf("session_gate: refresher: jwks_path needs a private_key: an HMAC secret must never be published")
 	}
 	return nil
 }
@@ -347,6 +375,57 @@ func (sc *StoreConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("session_gate: refresher: store wants memory, bolt [<file>] or redis <url> [<prefix>], not %q", strings.Join(args, " "))
 	}
 	return nil
+}
+
+// The prefixes of error messages, naming the block a setting is in.
+const (
+	gatePrefix      = "session_gate: "
+	refresherPrefix = "session_gate: refresher: "
+)
+
+// oneChecked reads a setting's one value and checks it; an error names the
+// block and the setting, at the setting's line.
+func oneChecked(d *caddyfile.Dispenser, prefix string, target *string, check func(string) error) error {
+	name := d.Val()
+	if err := oneArg(d, target); err != nil {
+		return err
+	}
+	if err := check(*target); err != nil {
+		return d.Errf("%s%s: %v", prefix, name, err)
+	}
+	return nil
+}
+
+func checkCookieName(v string) error {
+	if !validCookieName(v) {
+		return fmt.Errorf("%q is not a valid cookie name", v)
+	}
+	return nil
+}
+
+func checkHeaderName(v string) error {
+	if !validHeaderName(v) {
+		return fmt.Errorf("%q is not a valid header name", v)
+	}
+	return nil
+}
+
+func checkSitePath(v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("%q must be a path starting with /", v)
+	}
+	return nil
+}
+
+// checkLiteralSecret checks a secret written out in the Caddyfile. One with
+// a placeholder ({env.…}, {file.…}) is known only when Caddy provisions the
+// gate, and checked then.
+func checkLiteralSecret(v string) error {
+	if strings.ContainsAny(v, "{}") {
+		return nil
+	}
+	_, err := session.ParseSecret(v)
+	return err
 }
 
 func parseKeyFile(d *caddyfile.Dispenser) (PublicKeyFile, error) {
@@ -432,6 +511,9 @@ func (g *Gate) parseClaimHeader(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	if len(args) != 2 {
 		return d.Errf("session_gate: claim_header wants <claim> <Header-Name>")
+	}
+	if err := checkHeaderName(args[1]); err != nil {
+		return d.Errf("session_gate: claim_header: %v", err)
 	}
 	for _, ch := range g.ClaimHeaders {
 		if normalHeaderName(ch.Header) == normalHeaderName(args[1]) {

@@ -4,6 +4,7 @@
 package sessiongate
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -413,10 +414,11 @@ func (g *Gate) provisionPaths(ctx caddy.Context) error {
 }
 
 // Validate says in plain words which setting is wrong.
+// The Caddyfile parser makes the same checks where a setting is written, so
+// that its errors name the file and line; these are for JSON configs.
 func (g *Gate) Validate() error {
-	if len(g.Secrets) == 0 && len(g.PublicKeys) == 0 && len(g.JWKS) == 0 && g.OIDCIssuer == "" &&
-		(g.Refresher == nil || !g.Refresher.hasKey()) {
-		return fmt.Errorf("session_gate: no key to verify tokens: set secret, public_key, jwks or oidc_issuer")
+	if !g.hasKey() {
+		return errNoKey
 	}
 	if err := g.checkRefreshSource(); err != nil {
 		return err
@@ -429,16 +431,44 @@ func (g *Gate) Validate() error {
 	if g.RefreshPath == g.SignoutPath {
 		return fmt.Errorf("session_gate: refresh_path and signout_path must differ")
 	}
-	if !strings.HasPrefix(g.LoginURL, "/") && !strings.HasPrefix(g.LoginURL, "https://") && !strings.HasPrefix(g.LoginURL, "http://") {
-		return fmt.Errorf("session_gate: login_url %q must be a path or an http(s) URL", g.LoginURL)
-	}
-	if strings.HasPrefix(g.LoginURL, "//") {
-		return fmt.Errorf("session_gate: login_url %q must not be scheme-relative", g.LoginURL)
+	if err := checkLoginURL(g.LoginURL); err != nil {
+		return fmt.Errorf("session_gate: login_url: %w", err)
 	}
 	for _, c := range []string{g.Cookie, g.RefreshHintCookie} {
 		if !validCookieName(c) {
 			return fmt.Errorf("session_gate: %q is not a valid cookie name", c)
 		}
+	}
+	if rc := g.Refresher; rc != nil {
+		if err := checkHeaderName(cmp.Or(rc.IssueHeader, DefaultIssueHeader)); err != nil {
+			return fmt.Errorf("session_gate: refresher: issue_header: %w", err)
+		}
+		if rc.JWKSPath != "" {
+			if err := checkSitePath(rc.JWKSPath); err != nil {
+				return fmt.Errorf("session_gate: refresher: jwks_path: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+var errNoKey = errors.New("session_gate: no key to verify tokens: set secret, public_key, jwks or oidc_issuer")
+
+// hasKey reports whether the gate has a key to verify tokens with (a
+// refresher's own signing key counts).
+func (g *Gate) hasKey() bool {
+	return len(g.Secrets) > 0 || len(g.PublicKeys) > 0 || len(g.JWKS) > 0 || g.OIDCIssuer != "" ||
+		(g.Refresher != nil && g.Refresher.hasKey())
+}
+
+// checkLoginURL refuses a login_url the gate cannot redirect to safely: it
+// is a path on this site or an http(s) URL, never scheme-relative.
+func checkLoginURL(u string) error {
+	if !strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("%q is neither a path nor an http(s) URL", u)
+	}
+	if strings.HasPrefix(u, "//") {
+		return fmt.Errorf("%q must not be scheme-relative (write the scheme, or a path on this site)", u)
 	}
 	return nil
 }

@@ -189,6 +189,18 @@ const (
 	jwsAsymmetric = jwsRSA | jwsES256 | jwsES384 | jwsES512 | jwsEdDSA
 )
 
+// CheckAlgorithm refuses a name that cannot go in an allow-list: one that is
+// not a JWS algorithm this package verifies, and "none" in any spelling.
+func CheckAlgorithm(name string) error {
+	switch {
+	case strings.EqualFold(name, "none"):
+		return errors.New(`algorithm "none" is never allowed`)
+	case jwsAlgIndex(name) < 0:
+		return fmt.Errorf("unknown algorithm %q (supported: %s)", name, strings.Join(jwsAlgNames[:], ", "))
+	}
+	return nil
+}
+
 // jwsAlgNames is indexed by bit position.
 var jwsAlgNames = [jwsCount]string{
 	"HS256", "HS384", "HS512",
