@@ -80,7 +80,7 @@ func (g *Gate) provisionAuthorize(ctx caddy.Context) error {
 func (g *Gate) authorized(r *http.Request, res *session.Result) bool {
 	for i := range g.authorize {
 		rule := &g.authorize[i]
-		if rule.paths != nil && !rule.paths.Match(r) {
+		if rule.paths != nil && !matchesAnyReading(rule.paths, r) {
 			continue
 		}
 		for _, req := range rule.require {

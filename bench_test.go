@@ -83,17 +83,40 @@ func BenchmarkHandler(b *testing.B) {
 		if c.cookie != "" {
 			withCookie(req, "sAccessToken", c.cookie)
 		}
-		repl := caddy.NewReplacer()
-		req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
-		w := &discardWriter{h: make(http.Header)}
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				if err := g.ServeHTTP(w, req, okNext); err != nil || w.status != c.want {
-					b.Fatalf("status %d err %v, want %d", w.status, err, c.want)
-				}
-			}
-		})
+		benchServe(b, c.name, g, req, c.want)
 	}
+	// Path readings (docs/behaviour.md): a plain public path costs what it
+	// did; a dressed one pays for its readings.
+	for _, c := range []struct {
+		name, target, cookie string
+		want                 int
+	}{
+		{"public", "/public/app.css", "", 200},
+		{"public-dressed", "/public/..%5cadmin/x", "", 401},
+		{"authorize-dressed", "/public/..;/admin/x", valid, 200},
+	} {
+		g := provisionedGate(b, &Gate{Secrets: []string{testSecret}, Public: []string{"/public/*"},
+			Authorize: []AuthorizeRule{{Paths: []string{"/admin/*"}, Require: []ClaimRequirement{{Claim: "role", Values: []string{"admin"}}}}}})
+		req := asAPI(httptest.NewRequest("GET", c.target, nil))
+		if c.cookie != "" {
+			withCookie(req, "sAccessToken", c.cookie)
+		}
+		benchServe(b, c.name, g, req, c.want)
+	}
+}
+
+// benchServe runs g.ServeHTTP on req, expecting status want each time.
+func benchServe(b *testing.B, name string, g *Gate, req *http.Request, want int) {
+	repl := caddy.NewReplacer()
+	req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+	w := &discardWriter{h: make(http.Header)}
+	b.Run(name, func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(w.h)
+			if err := g.ServeHTTP(w, req, okNext); err != nil || w.status != want {
+				b.Fatalf("status %d err %v, want %d", w.status, err, want)
+			}
+		}
+	})
 }

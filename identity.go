@@ -128,7 +128,7 @@ func publishAnonymous(r *http.Request) {
 }
 
 func (g *Gate) isOptional(r *http.Request) bool {
-	return len(g.optional) > 0 && g.optional.Match(r)
+	return len(g.optional) > 0 && matchesEveryReading(g.optional, r)
 }
 
 // isPassingPreflight reports whether r is a CORS preflight that

@@ -515,7 +515,7 @@ func (g *Gate) Cleanup() error {
 // ServeHTTP classifies the request and either lets it through or answers it.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	g.stripClaimHeaders(r)
-	switch path := r.URL.Path; {
+	switch path := exactPath(r.URL); {
 	case path == g.RefreshPath:
 		return g.serveRefresh(w, r, next)
 	case path == g.SignoutPath:
@@ -598,10 +598,10 @@ func (g *Gate) verifyLive(token string) session.Result {
 }
 
 func (g *Gate) isPublic(r *http.Request) bool {
-	if g.loginPath != "" && r.URL.Path == g.loginPath {
+	if g.loginPath != "" && exactPath(r.URL) == g.loginPath {
 		return true
 	}
-	return len(g.public) > 0 && g.public.Match(r)
+	return len(g.public) > 0 && matchesEveryReading(g.public, r)
 }
 
 // publishUser sets the placeholders the caddyauth way, so access logs show

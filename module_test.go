@@ -338,6 +338,12 @@ func TestPublicPathsAndLogin(t *testing.T) {
 // would normalise.
 func rawGet(t *testing.T, base, target string, headers ...string) reply {
 	t.Helper()
+	return rawRequest(t, base, http.MethodGet, target, headers...)
+}
+
+// rawRequest is rawGet with another method (and no body).
+func rawRequest(t *testing.T, base, method, target string, headers ...string) reply {
+	t.Helper()
 	u, _ := url.Parse(base)
 	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
 	if err != nil {
@@ -345,7 +351,7 @@ func rawGet(t *testing.T, base, target string, headers ...string) reply {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", target, u.Host)
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: 0\r\n", method, target, u.Host)
 	for _, h := range headers {
 		fmt.Fprintf(conn, "%s\r\n", h)
 	}
