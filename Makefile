@@ -39,6 +39,7 @@ FUZZ_TARGETS = \
 	.:FuzzSafeReturnPath \
 	.:FuzzStartSession \
 	.:FuzzParseCaddyfile \
+	.:FuzzPathReadings \
 	./session:FuzzVerify \
 	./refresh:FuzzParseRefresh \
 	./interstitial:FuzzCaptureForm

@@ -24,7 +24,7 @@ import (
 // maxSpellings bounds the spellings a path can produce before dot segments
 // are considered. A path with more is built to confuse; it is judged as if
 // no public or optional pattern matched it and every authorize block did.
-const maxSpellings = 64
+const maxSpellings = 32
 
 // maxDecodes is how many rounds of percent-decoding a reading may have had.
 const maxDecodes = 2

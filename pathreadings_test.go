@@ -92,16 +92,16 @@ func TestPathReadings(t *testing.T) {
 // TestPathReadingsAreBounded: a path built to multiply its spellings is
 // refused as a whole rather than judged on some of them.
 func TestPathReadingsAreBounded(t *testing.T) {
-	target := "/" + strings.Repeat("a;b%255c..%2f%c0%ae%253b./", 12)
+	target := `/a/%253b%255c%253b%c0%ae%20\%20%255c;x/\..`
 	u := parseTarget(t, target)
 	if _, ok := pathReadings(u.EscapedPath(), u.Path); ok {
 		t.Fatalf("%s: judged on %d+ spellings", target, maxSpellings)
 	}
-	public := caddyhttp.MatchPath{"/a*"}
+	public := caddyhttp.MatchPath{"/a/*"}
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	if !public.Match(r) {
-		t.Fatal("Caddy's own reading does not match /a*: the test proves nothing")
+		t.Fatal("Caddy's own reading does not match /a/*: the test proves nothing")
 	}
 	if matchesEveryReading(public, r) {
 		t.Error("a path with too many spellings passed as public")
@@ -206,7 +206,8 @@ func upstreamReadings(target string) []string {
 	for i := range readings {
 		readings[i] = strings.ToLower(readings[i])
 	}
-	return readings
+	slices.Sort(readings)
+	return slices.Compact(readings)
 }
 
 func lenientUnescape(s string) string {
