@@ -187,10 +187,11 @@ func pathReadings(escaped, decoded string) (readings []string, ok bool) {
 	return readings, true
 }
 
-// separatorEscapes are the escapes an upstream that does not decode reads
-// as text, while every other escape spells the same name decoded or not.
-// Keeping only these encoded in the undecoded reading makes "%20" agree with
-// " ", and an encoded "/", "\", ".", ";", "%", "?", "#" or NUL not.
+// isSeparatorEscape reports whether an escape of b reads as text to an
+// upstream that does not decode, where it would be structure decoded; every
+// other escape spells the same name decoded or not. Keeping only these
+// encoded in the undecoded reading makes "%20" agree with " ", and an
+// encoded "/", "\", ".", ";", "%", "?", "#" or NUL not.
 func isSeparatorEscape(b byte) bool {
 	switch b {
 	case '/', '\\', '.', ';', '%', '?', '#', 0:
