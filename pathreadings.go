@@ -30,47 +30,40 @@ const maxSpellings = 32
 const maxDecodes = 2
 
 // matchesEveryReading reports whether m matches r's path in every reading,
-// Caddy's own among them.
+// Caddy's own among them: the rule for public and optional.
 func matchesEveryReading(m caddyhttp.MatchPath, r *http.Request) bool {
-	if !m.Match(r) {
-		return false
-	}
-	if !pathMayReadDifferently(r.URL) {
-		return true
-	}
-	readings, ok := pathReadings(r.URL.EscapedPath(), r.URL.Path)
-	if !ok {
-		return false
-	}
-	rr := readingRequest(r)
-	for _, p := range readings {
-		if rr.URL.Path = p; !m.Match(rr) {
-			return false
-		}
-	}
-	return true
+	return matchReadings(m, r, true)
 }
 
 // matchesAnyReading reports whether m matches r's path in some reading,
-// Caddy's own among them.
+// Caddy's own among them: the rule for authorize.
 func matchesAnyReading(m caddyhttp.MatchPath, r *http.Request) bool {
-	if m.Match(r) {
-		return true
+	return matchReadings(m, r, false)
+}
+
+// matchReadings asks m about each reading until one gives the answer that
+// settles the question: a miss when every reading must match, a match when
+// any may. Caddy's reading goes first, and alone for a plain path; a path
+// with too many spellings is settled at once.
+func matchReadings(m caddyhttp.MatchPath, r *http.Request, every bool) bool {
+	settled := !every
+	if m.Match(r) == settled {
+		return settled
 	}
 	if !pathMayReadDifferently(r.URL) {
-		return false
+		return !settled
 	}
 	readings, ok := pathReadings(r.URL.EscapedPath(), r.URL.Path)
 	if !ok {
-		return true
+		return settled
 	}
 	rr := readingRequest(r)
 	for _, p := range readings {
-		if rr.URL.Path = p; m.Match(rr) {
-			return true
+		if rr.URL.Path = p; m.Match(rr) == settled {
+			return settled
 		}
 	}
-	return false
+	return !settled
 }
 
 // readingRequest is a copy of r whose URL can take each reading as its path,
