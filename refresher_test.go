@@ -617,13 +617,22 @@ type caddyProcess struct {
 // instance is stopped when the test ends.
 func runCaddy(t *testing.T, name, siteBody string) *caddyProcess {
 	t.Helper()
+	c := newCaddyProcess(t, name)
+	c.writeConfig(siteBody)
+	c.start()
+	return c
+}
+
+// newCaddyProcess prepares an instance (ports, directories, the log shown
+// when the test fails) without writing its config or starting it.
+func newCaddyProcess(t *testing.T, name string) *caddyProcess {
+	t.Helper()
 	c := &caddyProcess{
 		t: t, name: name, bin: caddyBinary(t), dir: t.TempDir(),
 		adminPort: freePort(t), httpPort: freePort(t),
 	}
 	c.config = filepath.Join(c.dir, "Caddyfile")
 	c.logPath = filepath.Join(c.dir, "caddy.log")
-	c.writeConfig(siteBody)
 	t.Cleanup(func() {
 		c.kill()
 		if t.Failed() {
@@ -634,7 +643,6 @@ func runCaddy(t *testing.T, name, siteBody string) *caddyProcess {
 			t.Logf("log of caddy %s:\n%s", c.name, log)
 		}
 	})
-	c.start()
 	return c
 }
 
