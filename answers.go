@@ -86,16 +86,10 @@ func (g *Gate) writeUnauthorizedAPI(w http.ResponseWriter, r *http.Request, res 
 		if res.Verdict == session.Expired {
 			w.Header().Set("HX-Refresh", "true")
 		} else {
-			w.Header().Set("HX-Redirect", g.loginTarget(r, htmxReturnPath(r)))
+			w.Header().Set("HX-Redirect", g.login.target(r, htmxReturnPath(r)))
 		}
 	}
 	return writeUnauthorized(w, res.Reason, body)
-}
-
-// isHTMX reports whether r comes from htmx, whose requests are API calls
-// even when they fetch HTML.
-func isHTMX(r *http.Request) bool {
-	return r.Header.Get("HX-Request") == "true"
 }
 
 // htmxReturnPath is the page an htmx request came from, which HX-Current-URL
@@ -131,33 +125,16 @@ func quoteSafe(s string) string {
 	return s
 }
 
-// redirectToLogin sends a navigation without a usable session to login_url,
-// carrying where it was going.
-func (g *Gate) redirectToLogin(w http.ResponseWriter, r *http.Request) error {
-	status := http.StatusFound
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		status = http.StatusSeeOther // the login page is fetched with GET, whatever the original method
-	}
-	h := w.Header()
-	h.Set("Location", g.loginTarget(r, SafeReturnPath(originalRequestURI(r))))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	return nil
-}
-
-// loginTarget is login_url with the return path in its query; an absolute
-// URL when login is on another host (see returnValue).
-func (g *Gate) loginTarget(r *http.Request, returnPath string) string {
-	return g.loginPrefix + url.QueryEscape(g.returnValue(r, returnPath))
-}
+// maxReplayBody is the largest urlencoded form body the interstitial re-submits.
+const maxReplayBody = 64 << 10
 
 // serveInterstitial answers an expired navigation with the refresh page; a
 // form POST's fields go into the page so it can re-submit them.
 func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res session.Result) error {
-	returnPath := SafeReturnPath(originalRequestURI(r))
+	returnPath := requestReturnPath(r)
 	data := interstitial.Data{
 		RefreshPath: g.RefreshPath,
-		LoginURL:    g.loginTarget(r, returnPath),
+		LoginURL:    g.login.target(r, returnPath),
 		ReturnPath:  returnPath,
 		ReturnParam: g.ReturnParam,
 		Method:      r.Method,
@@ -169,20 +146,4 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 	}
 	setUnauthorizedHeaders(w.Header(), res.Reason)
 	return g.page.Serve(w, data, acceptsGzip(r))
-}
-
-// acceptsGzip reports whether the client takes a gzip body (every browser
-// does): the interstitial then goes out pre-compressed, at less than half
-// its size.
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-				q := strings.ReplaceAll(params, " ", "")
-				return !strings.HasPrefix(q, "q=0") || strings.HasPrefix(q, "q=0.") && strings.Trim(q[4:], "0") != ""
-			}
-		}
-	}
-	return false
 }

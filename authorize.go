@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -69,7 +68,7 @@ func (g *Gate) provisionAuthorize(ctx caddy.Context) error {
 		g.authorize = append(g.authorize, compiled)
 	}
 	if len(g.authorize) > 0 {
-		g.forbidden = newForbiddenPage(g.SignoutPath, g.LoginURL)
+		g.forbidden = newForbiddenPage(g.SignoutPath, g.login.origin)
 	}
 	return nil
 }
@@ -123,7 +122,9 @@ type forbiddenPage struct {
 	formAction string // CSP form-action: this site, and login_url's origin when elsewhere
 }
 
-func newForbiddenPage(signoutPath, loginURL string) *forbiddenPage {
+// newForbiddenPage renders the page; loginOrigin is login_url's scheme and
+// host when login is elsewhere ("" when it is on this site).
+func newForbiddenPage(signoutPath, loginOrigin string) *forbiddenPage {
 	p := &forbiddenPage{
 		head: `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
 			`<meta name="viewport" content="width=device-width,initial-scale=1">` +
@@ -138,9 +139,9 @@ func newForbiddenPage(signoutPath, loginURL string) *forbiddenPage {
 			`</main></body></html>`,
 		formAction: "'self'",
 	}
-	if u, err := url.Parse(loginURL); err == nil && u.Host != "" {
+	if loginOrigin != "" {
 		// The sign-out answer redirects the form to login: CSP checks that hop too.
-		p.formAction += " " + u.Scheme + "://" + u.Host
+		p.formAction += " " + loginOrigin
 	}
 	return p
 }

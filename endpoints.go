@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,7 +23,7 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if isFormNavigation(r) {
 		returnPath := readReturnPath(r, g.ReturnParam)
-		w = newFormNavWriter(w, returnPath, g.loginTarget(r, returnPath))
+		w = newFormNavWriter(w, returnPath, g.login.target(r, returnPath))
 	}
 	switch {
 	case g.refresher != nil:
@@ -117,46 +116,6 @@ func endpointRefusal(r *http.Request) int {
 		return http.StatusForbidden
 	}
 	return 0
-}
-
-// sameOrigin reports whether an Origin header names this site. The host must
-// match exactly (default ports aside); the scheme must be https when the
-// request came over TLS. Over plain HTTP either scheme is accepted, since a
-// TLS-terminating proxy in front of Caddy is common.
-func sameOrigin(origin string, r *http.Request) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
-		return false // "null", opaque origins and garbage
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if r.TLS != nil {
-			return false
-		}
-	default:
-		return false
-	}
-	return strings.EqualFold(stripDefaultPort(u.Host, u.Scheme), stripDefaultPort(r.Host, u.Scheme))
-}
-
-func stripDefaultPort(host, scheme string) string {
-	if scheme == "https" {
-		return strings.TrimSuffix(host, ":443")
-	}
-	return strings.TrimSuffix(host, ":80")
-}
-
-// isFormNavigation reports whether a POST is the interstitial's <noscript>
-// form (or any other HTML form) rather than its script's fetch: such a
-// request wants a page, so the endpoint answers it with a 303.
-func isFormNavigation(r *http.Request) bool {
-	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
-		return mode == "navigate"
-	}
-	ct := r.Header.Get("Content-Type")
-	return strings.HasPrefix(ct, "application/x-www-form-urlencoded") &&
-		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // maxEndpointForm bounds the form body read from a refresh form post.

@@ -3,7 +3,6 @@ package sessiongate
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -40,9 +39,6 @@ const (
 )
 
 func (g *Gate) provisionIdentity(ctx caddy.Context) error {
-	if login, err := url.Parse(g.LoginURL); err == nil {
-		g.loginHost = login.Host
-	}
 	for _, ch := range g.ClaimHeaders {
 		if ch.Claim == "" || !validHeaderName(ch.Header) {
 			return fmt.Errorf("session_gate: claim_header %q %q: wants a claim and a header name", ch.Claim, ch.Header)
@@ -71,21 +67,6 @@ func (g *Gate) provisionIdentity(ctx caddy.Context) error {
 		return fmt.Errorf("session_gate: cors_preflight wants pass or gate, not %q", g.CORSPreflight)
 	}
 	return nil
-}
-
-// returnValue is what return_param carries to login: the return path, or,
-// when login_url is on another host, the absolute URL of the original
-// request, since a bare path means nothing there. The scheme follows the
-// cookie rule: https when the browser reached this site over https.
-func (g *Gate) returnValue(r *http.Request, returnPath string) string {
-	if g.loginHost == "" || strings.EqualFold(g.loginHost, r.Host) {
-		return returnPath
-	}
-	scheme := "http://"
-	if reachedOverHTTPS(r) {
-		scheme = "https://"
-	}
-	return scheme + r.Host + returnPath
 }
 
 // stripClaimHeaders removes every request header a client could use to pass

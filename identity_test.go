@@ -485,13 +485,16 @@ func TestLoginOnAnotherHost(t *testing.T) {
 }
 
 func TestReturnValueSameHostIsThePath(t *testing.T) {
-	g := &Gate{loginHost: "auth.example.test"}
+	l, err := newLogin("https://auth.example.test/login", DefaultReturnParam)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := httptest.NewRequest("GET", "http://auth.example.test/x", nil)
-	if got := g.returnValue(r, "/x"); got != "/x" {
+	if got := l.returnValue(r, "/x"); got != "/x" {
 		t.Errorf("same host: %q, want /x", got)
 	}
 	r.Host = "app.example.test"
-	if got := g.returnValue(r, "/x"); got != "http://app.example.test/x" {
+	if got := l.returnValue(r, "/x"); got != "http://app.example.test/x" {
 		t.Errorf("another host: %q", got)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -36,6 +35,21 @@ func init() {
 
 // reasonRevoked is why a valid token of a revoked session is refused.
 const reasonRevoked = "session revoked"
+
+// testClock, when set, is the clock of the gates provisioned from then on;
+// tests set it before loading a config to move a gate's time instead of
+// sleeping through it. Each gate reads it once, at provision, and keeps the
+// clock it got.
+var testClock atomic.Pointer[func() time.Time]
+
+// clockForGate is the clock a new gate goes by (verdicts, rotation, grace,
+// expiry).
+func clockForGate() func() time.Time {
+	if now := testClock.Load(); now != nil {
+		return *now
+	}
+	return time.Now
+}
 
 // Defaults, as docs/behaviour.md fixes them.
 const (
@@ -166,13 +180,13 @@ type Gate struct {
 	cache       *session.Cache
 	page        *interstitial.Page
 	public      caddyhttp.MatchPath
-	loginPath   string
-	loginPrefix string // login_url with "?<return_param>=" appended, ready for the escaped return path
+	login       login
 	issueHeader string
 	upstream    caddyhttp.MiddlewareHandler
 	refresher   *refresher
 	revoked     *revokedSessions // the refresher's revoked sessions; nil without a refresher
-	jwksPath    string           // where the refresher publishes its public key; "" when it does not
+	now         func() time.Time // the clock of every verdict, rotation and expiry
+	verifier    *session.Verifier
 	cancel      context.CancelFunc
 	logger      *zap.Logger
 
@@ -182,7 +196,6 @@ type Gate struct {
 	preflightPasses bool
 	authorize       []authorizeRule
 	forbidden       *forbiddenPage
-	loginHost       string // login_url's host when it is an absolute URL
 }
 
 // PublicKeyFile names a PEM public key and the key id it is bound to.
@@ -213,6 +226,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.logger = ctx.Logger()
+	g.now = clockForGate()
 	g.setDefaults()
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("session_gate: metrics: %w", err)
@@ -254,7 +268,6 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		if g.refresher, err = g.Refresher.provision(signer, g.refresherSettings(), g.logger); err != nil {
 			return fmt.Errorf("session_gate: refresher: %w", err)
 		}
-		g.jwksPath = g.Refresher.JWKSPath
 		g.revoked = g.refresher.revoked
 	}
 	return nil
@@ -265,14 +278,15 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 func (g *Gate) provisionVerifier(ctx caddy.Context, keys session.VerifierConfig) error {
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
-	keys.Now = gateClock
+	keys.Now = g.now
 	v, err := session.NewVerifier(vctx, keys)
 	if err != nil {
 		return fmt.Errorf("session_gate: %w", err)
 	}
+	g.verifier = v
 	g.verify = v.Verify
 	if g.TokenCache >= 0 {
-		if g.cache, err = session.NewCache(v, g.TokenCache, gateClock); err != nil {
+		if g.cache, err = session.NewCache(v, g.TokenCache, g.now); err != nil {
 			return fmt.Errorf("session_gate: token_cache: %w", err)
 		}
 		g.verify = g.cache.Verify
@@ -283,7 +297,9 @@ func (g *Gate) provisionVerifier(ctx caddy.Context, keys session.VerifierConfig)
 // refresherSettings is what the refresher needs of the gate's configuration.
 func (g *Gate) refresherSettings() refresherSettings {
 	return refresherSettings{
+		now: g.now,
 		cookies: cookieSettings{
+			now:         g.now,
 			access:      g.Cookie,
 			hint:        g.RefreshHintCookie,
 			refreshPath: g.RefreshPath,
@@ -386,21 +402,12 @@ func loadPublicKey(file string) (any, error) {
 	return session.ParsePublicKeyPEM(data)
 }
 
-// provisionPaths prepares the public matcher and the login redirect prefix.
+// provisionPaths prepares the login targets and the public matcher.
 func (g *Gate) provisionPaths(ctx caddy.Context) error {
-	login, err := url.Parse(g.LoginURL)
-	if err != nil {
-		return fmt.Errorf("session_gate: login_url %q: %w", g.LoginURL, err)
+	var err error
+	if g.login, err = newLogin(g.LoginURL, g.ReturnParam); err != nil {
+		return fmt.Errorf("session_gate: %w", err)
 	}
-	if login.Host == "" {
-		g.loginPath = login.Path
-	}
-	sep := "?"
-	if login.RawQuery != "" {
-		sep = "&"
-	}
-	g.loginPrefix = g.LoginURL + sep + url.QueryEscape(g.ReturnParam) + "="
-
 	if err := checkPublicPatterns(g.Public); err != nil {
 		return err
 	}
@@ -461,18 +468,6 @@ func (g *Gate) hasKey() bool {
 		(g.Refresher != nil && g.Refresher.hasKey())
 }
 
-// checkLoginURL refuses a login_url the gate cannot redirect to safely: it
-// is a path on this site or an http(s) URL, never scheme-relative.
-func checkLoginURL(u string) error {
-	if !strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Errorf("%q is neither a path nor an http(s) URL", u)
-	}
-	if strings.HasPrefix(u, "//") {
-		return fmt.Errorf("%q must not be scheme-relative (write the scheme, or a path on this site)", u)
-	}
-	return nil
-}
-
 // checkRefreshSource refuses two answerers for refresh_path. It looks at the
 // loaded upstream too, since Caddy clears RefreshUpstreamRaw when it loads it.
 func (g *Gate) checkRefreshSource() error {
@@ -494,11 +489,15 @@ func checkPublicPatterns(patterns []string) error {
 	return nil
 }
 
-// Cleanup stops the background work Provision started (JWKS refresh, store
-// sweeps); modules loaded through the context are cleaned up by Caddy.
+// Cleanup stops the background work Provision started (JWKS refresh, the
+// revocation watch) and returns once it has ended, so that a reload leaves
+// nothing running; modules loaded through the context are cleaned up by Caddy.
 func (g *Gate) Cleanup() error {
 	if g.cancel != nil {
 		g.cancel()
+	}
+	if g.verifier != nil {
+		g.verifier.Close()
 	}
 	if g.cache != nil {
 		g.cache.Close()
@@ -520,7 +519,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.serveRefresh(w, r, next)
 	case path == g.SignoutPath:
 		return g.serveSignout(w, r, next)
-	case g.jwksPath != "" && path == g.jwksPath:
+	case g.refresher != nil && g.refresher.jwksPath != "" && path == g.refresher.jwksPath:
 		return g.refresher.serveJWKS(w, r)
 	}
 	if g.isPassingPreflight(r) {
@@ -556,7 +555,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	case res.Verdict == session.Expired:
 		return g.writeUnauthorizedAPI(w, r, res, bodyTryRefresh)
 	case nav:
-		return g.redirectToLogin(w, r)
+		return g.login.redirect(w, r)
 	default:
 		return g.writeUnauthorizedAPI(w, r, res, bodyUnauthorised)
 	}
@@ -598,7 +597,7 @@ func (g *Gate) verifyLive(token string) session.Result {
 }
 
 func (g *Gate) isPublic(r *http.Request) bool {
-	if g.loginPath != "" && exactPath(r.URL) == g.loginPath {
+	if g.login.isLoginPage(exactPath(r.URL)) {
 		return true
 	}
 	return len(g.public) > 0 && matchesEveryReading(g.public, r)
@@ -650,32 +649,6 @@ func userKey(claim string) string {
 	userKeys.Store(&m)
 	return k
 }
-
-// isNavigation tells a browser page load from an API call
-// (docs/behaviour.md, "Navigations and API calls").
-func isNavigation(r *http.Request) bool {
-	if isHTMX(r) {
-		return false
-	}
-	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
-		return mode == "navigate"
-	}
-	if r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Sec-Fetch-Dest") != "" {
-		return false
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	for _, accept := range r.Header.Values("Accept") {
-		if strings.Contains(accept, "text/html") {
-			return true
-		}
-	}
-	return false
-}
-
-// maxReplayBody is the largest urlencoded form body the interstitial re-submits.
-const maxReplayBody = 64 << 10
 
 // logDenial records why a request was turned away, at Debug: denials are
 // expected traffic. Only a short fingerprint of the token is logged.

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -73,22 +70,6 @@ type RefresherConfig struct {
 	CookieDomain string `json:"cookie_domain,omitempty"`
 }
 
-// StoreConfig chooses the session store. In JSON:
-//
-//	"store": {"type": "redis", "url": "redis://127.0.0.1:6379/0", "prefix": "app1:"}
-type StoreConfig struct {
-	// memory, bolt or redis. Default: bolt
-	Type string `json:"type,omitempty"`
-	// bolt: the database file. Default: session_gate/sessions.db in
-	// Caddy's data directory.
-	Path string `json:"path,omitempty"`
-	// redis: a redis://, rediss:// or unix:// URL (Sentinel and Cluster
-	// take their addresses as query parameters; see the README).
-	URL string `json:"url,omitempty"`
-	// redis: prefix of every key. Default: session_gate:
-	Prefix string `json:"prefix,omitempty"`
-}
-
 // DefaultRefreshCookie names the refresh token cookie. The TTL defaults are
 // refresh.DefaultAccessTTL, DefaultRefreshTTL and DefaultReuseGrace.
 const DefaultRefreshCookie = "sRefreshToken"
@@ -97,35 +78,20 @@ func (rc *RefresherConfig) hasKey() bool {
 	return rc.Secret != "" || rc.PrivateKey != nil
 }
 
-// clockOverride replaces time.Now as the clock of the gates' verifiers,
-// token caches and refreshers when set: tests move it past reuse_grace or
-// an access token's exp instead of sleeping through them.
-var clockOverride atomic.Pointer[func() time.Time]
-
-// gateClock is the time the gates go by (verdicts, rotation, grace, expiry).
-func gateClock() time.Time {
-	if now := clockOverride.Load(); now != nil {
-		return (*now)()
-	}
-	return time.Now()
-}
-
 // refresher is the provisioned internal refresher: the endpoints that start,
 // rotate and end sessions, with settings of their own.
 type refresher struct {
 	core     *refresh.Refresher
-	store    refresh.Store
 	storeKey string // names the store: gates and configs that share one have the same key
 	signer   *refresh.Signer
 	cookies  cookieSettings
-	jwksPath string
+	jwksPath string // where the public key is published; "" when it is not
 	logger   *zap.Logger
 
 	// revoked holds the sessions revoked while their access tokens may be
 	// unexpired, fed by the store from every Caddy that shares it.
 	revoked   *revokedSessions
-	stopWatch context.CancelFunc
-	watchDone chan struct{}
+	stopWatch func() // ends the revocation watch and waits for it
 }
 
 // refresherSettings is what the refresher takes from the gate's own
@@ -135,6 +101,7 @@ type refresherSettings struct {
 	issuer   string
 	audience []string
 	leeway   time.Duration
+	now      func() time.Time
 }
 
 // provision opens (lazily) the store and builds the refresher around signer.
@@ -174,7 +141,7 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		Issuer:     set.issuer,
 		Audience:   set.audience,
 		Logger:     logger,
-		Now:        gateClock,
+		Now:        set.now,
 	})
 	if err != nil {
 		_, _ = sharedStores.Delete(storeKey)
@@ -185,8 +152,8 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		accessTTL = refresh.DefaultAccessTTL
 	}
 	rf := &refresher{
-		core: core, store: store, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
-		revoked: newRevokedSessions(accessTTL, set.leeway, gateClock),
+		core: core, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
+		revoked: newRevokedSessions(accessTTL, set.leeway, set.now),
 	}
 	rf.watch()
 	registerOperated(rf)
@@ -200,11 +167,15 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 // soon as it can be, and the feed replays what was missed.
 func (rf *refresher) watch() {
 	ctx, cancel := context.WithCancel(context.Background())
-	rf.stopWatch = cancel
+	done := make(chan struct{})
+	rf.stopWatch = func() { cancel(); <-done }
 	go func() {
-		if err := rf.core.WatchRevocations(ctx, rf.revoked.add); err != nil && ctx.Err() == nil {
-			rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
-		}
+		defer close(done)
+		rf.core.WatchRevocations(ctx, rf.revoked.add, func(err error) {
+			if err != nil && ctx.Err() == nil {
+				rf.logger.Warn("session store not reachable yet: revocations are watched once it is", zap.Error(err))
+			}
+		})
 	}()
 }
 
@@ -254,70 +225,6 @@ func (rf *refresher) close() error {
 	return err
 }
 
-// open returns the configured store, to be opened on first use: provisioning
-// ("caddy validate" included) must not wait on a bolt file a running Caddy
-// holds, nor fail on a Redis blip. Gates that name the same store share one
-// (sharedStores), across reloads too; release it with sharedStores.Delete.
-//
-// The key it returns names the store: the absolute file for bolt, the URL
-// and prefix for Redis; every memory store is its own.
-func (sc StoreConfig) open(logger *zap.Logger) (refresh.Store, string, error) {
-	var open func() (refresh.Store, error)
-	var key string
-	switch sc.Type {
-	case "memory":
-		open = func() (refresh.Store, error) { return refresh.NewMemoryStore(), nil }
-	case "bolt", "":
-		path := sc.Path
-		if path == "" {
-			path = filepath.Join(caddy.AppDataDir(), "session_gate", "sessions.db")
-		}
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, "", fmt.Errorf("store bolt %q: %w", path, err)
-		}
-		key = "bolt " + abs
-		open = func() (refresh.Store, error) { return refresh.OpenBoltStore(path, logger) }
-	case "redis":
-		if err := refresh.CheckRedisURL(sc.URL); err != nil {
-			return nil, "", fmt.Errorf("store redis: %w", err)
-		}
-		prefix := sc.Prefix
-		if prefix == "" {
-			prefix = refresh.DefaultRedisPrefix
-		}
-		key = "redis " + sc.URL + " " + prefix
-		open = func() (refresh.Store, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			return refresh.OpenRedisStore(ctx, sc.URL, sc.Prefix, logger)
-		}
-	default:
-		return nil, "", fmt.Errorf("unknown store %q (memory, bolt or redis)", sc.Type)
-	}
-	if key == "" {
-		key = fmt.Sprintf("memory %p", &open) // never shared: each gate has its own
-	}
-	v, _, err := sharedStores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return sharedStore{refresh.NewLazyStore(open)}, nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return v.(sharedStore), key, nil
-}
-
-// sharedStores hands every gate that names the same store, in this config
-// and the next, one store object. A reload cleans up the old config while
-// its last requests may still be running, so a store lives until the last
-// config using it is gone, not until the first one is.
-var sharedStores = caddy.NewUsagePool()
-
-// sharedStore is a store in sharedStores; it closes with its last user.
-type sharedStore struct{ refresh.Store }
-
-func (s sharedStore) Destruct() error { return s.Close() }
-
 // serveRefresh rotates the refresh token from the cookie and sets new
 // cookies (docs/behaviour.md, "The refresh endpoint").
 func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error {
@@ -346,14 +253,23 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error 
 // revoke ends the session sid ("" revokes nothing) and counts the sign-out.
 // The session's access tokens are refused from now on.
 func (rf *refresher) revoke(ctx context.Context, sid string) error {
-	if sid != "" {
-		if err := rf.core.Revoke(ctx, sid); err != nil {
-			rf.logger.Error("session store unavailable", zap.Error(err))
-			return err
-		}
-		rf.revoked.add(sid, time.Time{})
+	if err := rf.endSession(ctx, sid); err != nil {
+		return err
 	}
 	countSignout.Inc()
+	return nil
+}
+
+// endSession revokes the session sid ("" revokes nothing) and refuses its
+// access tokens here at once.
+func (rf *refresher) endSession(ctx context.Context, sid string) error {
+	if sid == "" {
+		return nil
+	}
+	if _, err := rf.revokeSession(ctx, sid); err != nil {
+		rf.logger.Error("session store unavailable", zap.Error(err))
+		return err
+	}
 	return nil
 }
 
@@ -361,12 +277,8 @@ func (rf *refresher) revoke(ctx context.Context, sid string) error {
 // out, first: it is refused here at once whatever the store's index says),
 // and counts the sign-out.
 func (rf *refresher) signOutEverywhere(ctx context.Context, sid, subject string) error {
-	if sid != "" {
-		if err := rf.core.Revoke(ctx, sid); err != nil {
-			rf.logger.Error("session store unavailable", zap.Error(err))
-			return err
-		}
-		rf.revoked.add(sid, time.Time{})
+	if err := rf.endSession(ctx, sid); err != nil {
+		return err
 	}
 	n, err := rf.revokeSubject(ctx, subject)
 	if err != nil {
@@ -454,115 +366,4 @@ func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, header
 	countSessionStarted.Inc()
 	rf.cookies.set(w, r, tokens)
 	return 0
-}
-
-// cookieSettings names and scopes the cookies the refresher sets and clears.
-type cookieSettings struct {
-	access, refresh, hint string
-	refreshPath           string        // the refresh cookie's Path
-	domain                string        // Domain= of every cookie; "" for host-only
-	secure                secureMode    // when cookies carry Secure
-	fallbackTTL           time.Duration // cookie lifetime when a token carries none
-}
-
-// secureMode says when the refresher's cookies carry Secure.
-type secureMode uint8
-
-const (
-	secureAuto secureMode = iota // when the browser reached the site over https
-	secureOn
-	secureOff
-)
-
-// parseSecureCookies reads secure_cookies.
-func parseSecureCookies(v string) (secureMode, error) {
-	switch v {
-	case "", "auto":
-		return secureAuto, nil
-	case "on":
-		return secureOn, nil
-	case "off":
-		return secureOff, nil
-	}
-	return 0, fmt.Errorf("secure_cookies %q: want on, off or auto", v)
-}
-
-// checkCookieDomain accepts a host name (a leading dot is dropped, as
-// browsers do) and refuses what would make a broken Set-Cookie.
-func checkCookieDomain(d string) (string, error) {
-	d = strings.TrimPrefix(d, ".")
-	if d == "" {
-		return "", nil
-	}
-	for i := 0; i < len(d); i++ {
-		c := d[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return "", fmt.Errorf("cookie_domain %q is not a host name", d)
-		}
-	}
-	return d, nil
-}
-
-// isSecure decides Secure for one request's cookies.
-func (cs cookieSettings) isSecure(r *http.Request) bool {
-	switch cs.secure {
-	case secureOn:
-		return true
-	case secureOff:
-		return false
-	}
-	return reachedOverHTTPS(r)
-}
-
-// reachedOverHTTPS reports whether the browser reached the site over https:
-// directly on TLS, or through a proxy that the server's trusted_proxies
-// trusts and that says "X-Forwarded-Proto: https". The header of an
-// untrusted client counts for nothing. Like reverse_proxy, the last
-// X-Forwarded-Proto line is the one a trusted proxy wrote.
-func reachedOverHTTPS(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
-		return false
-	}
-	protos := r.Header.Values("X-Forwarded-Proto")
-	return len(protos) > 0 && strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
-}
-
-// set sets the access cookie (kept as long as the refresh token, so an
-// expired token is still sent and recognised), the rotated refresh cookie
-// when there is one, and the refresh hint.
-func (cs cookieSettings) set(w http.ResponseWriter, r *http.Request, t refresh.Tokens) {
-	maxAge := int(time.Until(t.RefreshExpires).Seconds())
-	if maxAge <= 0 {
-		maxAge = int(cs.fallbackTTL.Seconds())
-	}
-	secure := cs.isSecure(r)
-	http.SetCookie(w, cs.cookie(cs.access, t.Access, "/", maxAge, secure))
-	if t.Refresh != "" {
-		http.SetCookie(w, cs.cookie(cs.refresh, t.Refresh, cs.refreshPath, maxAge, secure))
-	}
-	http.SetCookie(w, cs.cookie(cs.hint, "1", "/", maxAge, secure))
-}
-
-// clear expires all three cookies.
-func (cs cookieSettings) clear(w http.ResponseWriter, r *http.Request) {
-	secure := cs.isSecure(r)
-	http.SetCookie(w, cs.cookie(cs.access, "", "/", -1, secure))
-	http.SetCookie(w, cs.cookie(cs.refresh, "", cs.refreshPath, -1, secure))
-	http.SetCookie(w, cs.cookie(cs.hint, "", "/", -1, secure))
-}
-
-func (cs cookieSettings) cookie(name, value, path string, maxAge int, secure bool) *http.Cookie {
-	return &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Path:     path,
-		Domain:   cs.domain,
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: http.SameSiteLaxMode,
-	}
 }

@@ -273,15 +273,15 @@ func TestRefresherSessionStart(t *testing.T) {
 	}
 }
 
-// fakeClock makes the gates of this test's configs (verifier, cache,
-// refresher) go by a clock the test moves, and returns the function that
-// moves it.
+// fakeClock makes the gates of the configs this test loads from now on
+// (verifier, cache, refresher) go by a clock the test moves, and returns the
+// function that moves it.
 func fakeClock(t *testing.T) (advance func(time.Duration)) {
 	t.Helper()
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	clockOverride.Store(&now)
-	t.Cleanup(func() { clockOverride.Store(nil) })
+	testClock.Store(&now)
+	t.Cleanup(func() { testClock.Store(nil) })
 	return func(d time.Duration) { offset.Add(int64(d)) }
 }
 

@@ -1,9 +1,14 @@
 package sessiongate
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +67,97 @@ func TestReloadKeepsTheStoreOfRequestsInFlight(t *testing.T) {
 			wantRotated(t, "refresh after the reload", r, rc)
 		})
 	}
+}
+
+// TestReloadsLeaveNothingRunning: every config load cleans up the last one,
+// and a gate's Cleanup returns only once its background work has ended (the
+// JWKS refresh, the revocation watch, the store's sweeper), so that right
+// after a reload exactly the new config's goroutines of this module run:
+// the same number each time a config of the same shape is loaded, and the
+// process's goroutine count stays flat over thirty reloads.
+func TestReloadsLeaveNothingRunning(t *testing.T) {
+	jwksURL := serveJWKS(t)
+	// Sign-ins go through a backend that keeps no connection open, so that
+	// what reverse_proxy's transports hold is not counted.
+	signIn := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Session-Gate-Issue", defaultIssue)
+		_, _ = w.Write([]byte("signed in"))
+	}))
+	signIn.Config.SetKeepAlivesEnabled(false)
+	signIn.Start()
+	t.Cleanup(signIn.Close)
+	backend := strings.TrimPrefix(signIn.URL, "http://")
+	redis := redistest.Start(t)
+	boltFile := filepath.Join(t.TempDir(), "sessions.db")
+	stores := []string{"memory", "bolt " + boltFile, "redis " + redis.URL()}
+	load := func(i int) {
+		body := fmt.Sprintf(`
+	route /jwks/* {
+		session_gate {
+			jwks %s
+		}
+		respond "jwks %d"
+	}
+%s`, jwksURL, i, refresherSite(backend, "store "+stores[i%len(stores)]))
+		base := site(t, body)
+		mustStart(t, base) // the store is used, so it is open (and its sweeper runs)
+		noRedirects.CloseIdleConnections()
+	}
+	const warmUp = 6 // the first loads start what stays for the process (Caddy's own workers)
+	ours := map[int]int{}
+	var before int
+	for i := range warmUp + 30 {
+		load(i)
+		n := moduleGoroutines()
+		switch {
+		case i < warmUp-len(stores):
+		case i < warmUp:
+			ours[i%len(stores)] = n
+		default:
+			if want := ours[i%len(stores)]; n != want {
+				t.Fatalf("reload %d (%s): %d goroutines of this module run, %d after the same config before", i, stores[i%len(stores)], n, want)
+			}
+		}
+		if i == warmUp-1 {
+			before = runtime.NumGoroutine()
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before+5 {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("30 reloads took the goroutine count from %d to %d: something outlives its config\n%s", before, after, buf[:n])
+	}
+	t.Logf("goroutines of this module per config: %v", ours)
+}
+
+// moduleGoroutines counts the goroutines that run this module's code or
+// were started by it.
+func moduleGoroutines() int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "session-gate/session_gate") && !strings.Contains(g, "testing.tRunner") {
+			n++
+		}
+	}
+	return n
+}
+
+// serveJWKS serves a JWK Set of one Ed25519 key for the test's lifetime and
+// returns its URL.
+func serveJWKS(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig","x":%q}]}`,
+		base64.RawURLEncoding.EncodeToString(pub))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(set))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/jwks.json"
 }

@@ -15,11 +15,27 @@ import (
 
 // get reads a session back (tests only).
 func (l *LazyStore) get(ctx context.Context, id string) (Session, bool, error) {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return Session{}, false, err
 	}
 	return getSession(ctx, st, id)
+}
+
+// startWatch runs a WatchRevocations on a goroutine of its own, as the
+// module does, and returns what its ready callback said. The watch ends, and
+// is waited for, when the test does.
+func startWatch(t *testing.T, watch func(ctx context.Context, ready func(error))) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watch(ctx, func(err error) { ready <- err })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return <-ready
 }
 
 // getter is the read-back every store has for tests.
@@ -49,7 +65,7 @@ func indexedIDs(t *testing.T, st Store, subject string) []string {
 		}
 		s.mu.Unlock()
 	case *BoltStore:
-		err := s.f.db.View(func(tx *bolt.Tx) error {
+		err := s.db.View(func(tx *bolt.Tx) error {
 			prefix := boltSubjectKey(subject, "")
 			c := tx.Bucket(boltSubjects).Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {

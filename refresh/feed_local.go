@@ -12,28 +12,49 @@ type localFeed struct {
 	mu       sync.Mutex
 	next     int
 	watchers map[int]func(sid string, at time.Time)
+	closed   bool
+	done     chan struct{} // closed by close: every watch returns
 }
 
-// watch adds fn until ctx ends. replay runs first, after fn is in place,
-// so that a revocation made meanwhile is told twice rather than missed.
-func (f *localFeed) watch(ctx context.Context, fn func(sid string, at time.Time), replay []revocation) {
+// watch runs one WatchRevocations: fn is put in place, then told what
+// replay loads (so that a revocation made meanwhile is told twice rather
+// than missed), then every revocation published, until ctx ends or the
+// feed closes. Only then does it return.
+func (f *localFeed) watch(ctx context.Context, fn func(sid string, at time.Time), replay func() ([]revocation, error), ready func(error)) {
 	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		ready(storeUnavailable("watch revocations", errStoreClosed))
+		return
+	}
 	if f.watchers == nil {
 		f.watchers = make(map[int]func(string, time.Time))
+		f.done = make(chan struct{})
 	}
 	id := f.next
 	f.next++
 	f.watchers[id] = fn
+	done := f.done
 	f.mu.Unlock()
-	for _, r := range replay {
-		fn(r.id, r.at)
-	}
-	go func() {
-		<-ctx.Done()
+	defer func() {
 		f.mu.Lock()
 		delete(f.watchers, id)
 		f.mu.Unlock()
 	}()
+
+	past, err := replay()
+	if err != nil {
+		ready(storeUnavailable("watch revocations", err))
+		return
+	}
+	for _, r := range past {
+		fn(r.id, r.at)
+	}
+	ready(nil)
+	select {
+	case <-ctx.Done():
+	case <-done:
+	}
 }
 
 // publish tells every watcher, on the caller's goroutine, which must not
@@ -53,4 +74,24 @@ func (f *localFeed) publish(revs []revocation) {
 			fn(r.id, r.at)
 		}
 	}
+}
+
+// close ends every watch, and refuses new ones.
+func (f *localFeed) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	f.closed = true
+	if f.done != nil {
+		close(f.done)
+	}
+}
+
+// readyOnce wraps a WatchRevocations ready callback so that only its first
+// call gets through.
+func readyOnce(ready func(error)) func(error) {
+	var once sync.Once
+	return func(err error) { once.Do(func() { ready(err) }) }
 }

@@ -273,16 +273,9 @@ func (r *Refresher) Refresh(ctx context.Context, refreshToken string) (Tokens, e
 	}
 }
 
-// Revoke ends a session (sign-out). An unknown id is not an error. A store
-// failure wraps ErrStoreUnavailable.
-func (r *Refresher) Revoke(ctx context.Context, sessionID string) error {
-	_, err := r.RevokeSession(ctx, sessionID)
-	return err
-}
-
-// RevokeSession ends one session, as Revoke does; found is false when the
-// id is unknown or the session was already revoked (an admin API answers
-// 404). A store failure wraps
+// RevokeSession ends one session (sign-out, an operator); found is false
+// when the id is unknown or the session was already revoked (an admin API
+// answers 404). A store failure wraps
 // ErrStoreUnavailable.
 func (r *Refresher) RevokeSession(ctx context.Context, sessionID string) (found bool, err error) {
 	found, err = r.store.RevokeSession(ctx, sessionID)
@@ -315,13 +308,12 @@ func (r *Refresher) RevokeSubject(ctx context.Context, subject string) (int, err
 // sharing the store (sign-out, an operator, theft), and until when one of
 // its access tokens may still pass verification: the revocation time plus
 // access_ttl (a verifier's leeway comes on top). It replays recent
-// revocations first, runs until ctx ends or the store closes, and follows
-// RevocationFeed's rules: fn may run concurrently and must be quick; an
-// error wrapping ErrStoreUnavailable means the watch is not in place yet
-// but goes on trying.
-func (r *Refresher) WatchRevocations(ctx context.Context, fn func(sid string, until time.Time)) error {
+// revocations first, returns when ctx ends or the store closes, and
+// follows RevocationFeed's rules: fn may run concurrently and must be
+// quick; ready is told once whether the watch is in place.
+func (r *Refresher) WatchRevocations(ctx context.Context, fn func(sid string, until time.Time), ready func(error)) {
 	ttl := r.accessTTL
-	return r.store.WatchRevocations(ctx, func(sid string, at time.Time) { fn(sid, at.Add(ttl)) })
+	r.store.WatchRevocations(ctx, func(sid string, at time.Time) { fn(sid, at.Add(ttl)) }, ready)
 }
 
 // mintAccess signs an access token for s at now.

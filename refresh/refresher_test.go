@@ -106,7 +106,7 @@ func TestRefreshStartAndRotate(t *testing.T) {
 		t.Fatalf("grace refresh: %+v, %v", g, err)
 	}
 
-	if err := r.Revoke(ctx, start.SessionID); err != nil {
+	if _, err := r.RevokeSession(ctx, start.SessionID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Refresh(ctx, next.Refresh); !errors.Is(err, ErrUnknownSession) {

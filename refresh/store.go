@@ -131,9 +131,6 @@ type Store interface {
 	// the token is current (see Outcome). The Session returned is the state
 	// after the step; it is zero for Unknown when nothing was found.
 	Rotate(ctx context.Context, r RotateRequest) (Session, Outcome, error)
-	// Revoke marks a session revoked. Revoking an unknown session is not an
-	// error: sign-out is idempotent. It is RevokeSession without the answer.
-	Revoke(ctx context.Context, id string) error
 	// RevokeSession marks a session revoked; found is false when there was
 	// no session to end: the id is unknown (never created, or expired and
 	// swept) or the session is already revoked (an operator revoking it
@@ -157,17 +154,20 @@ type Store interface {
 type RevocationFeed interface {
 	// WatchRevocations calls fn with the id of every session revoked from
 	// now on (sign-out, an operator, theft) by any process sharing the
-	// store, and when it was revoked, until ctx ends or the store closes.
-	// It first replays the revocations of the last RevocationReplay that
-	// the store remembers, so that a watcher started by a reload or a
-	// restart misses none whose access tokens may still be valid; a
-	// session may therefore be told more than once. fn may run on several
-	// goroutines at once and must return quickly.
+	// store, and when it was revoked. It first replays the revocations of
+	// the last RevocationReplay that the store remembers, so that a watcher
+	// started by a reload or a restart misses none whose access tokens may
+	// still be valid; a session may therefore be told more than once. fn
+	// may run on several goroutines at once and must return quickly.
 	//
-	// It returns once the watch is in place. An error wrapping
-	// ErrStoreUnavailable means the store could not be reached yet: the
-	// watch goes on by itself and catches up once it is.
-	WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error
+	// It returns only when ctx ends or the store closes: the caller owns the
+	// goroutine the watch runs on, and knows when it is over.
+	//
+	// ready is called once: with nil as soon as the watch is in place, or
+	// with an error wrapping ErrStoreUnavailable when the store cannot be
+	// reached yet; the watch then goes on trying, and replays what it
+	// missed once it is in place.
+	WatchRevocations(ctx context.Context, fn func(sid string, at time.Time), ready func(error))
 }
 
 // RevocationReplay is how far back WatchRevocations replays revocations.

@@ -33,7 +33,7 @@ func BenchmarkRevoke(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if err := st.Revoke(ctx, next()); err != nil {
+				if _, err := st.RevokeSession(ctx, next()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,77 +41,53 @@ var (
 	boltRevoked = []byte("revoked")
 )
 
-// boltFile is one open database, shared by every BoltStore of this process
-// that names the same path. bbolt locks its file exclusively, and a Caddy
-// reload provisions the new config before it cleans up the old one: without
-// sharing, the new config would wait for a lock its own process holds.
-type boltFile struct {
-	key    string
+// BoltStore keeps sessions in a bbolt file, so they survive restarts. bbolt
+// locks the file: one BoltStore per file at a time, in this process or any
+// other (the gates that share one file share one BoltStore, through the
+// module's store pool). Expired sessions are deleted every 10 minutes and
+// when the file is opened.
+type BoltStore struct {
 	db     *bolt.DB
 	logger *zap.Logger
-	refs   int // guarded by boltFiles.mu
-	stop   chan struct{}
-	done   chan struct{}
-	feed   localFeed // every handle's revocations, told to every handle's watchers
-}
-
-var boltFiles = struct {
-	mu sync.Mutex
-	m  map[string]*boltFile
-}{m: make(map[string]*boltFile)}
-
-// BoltStore keeps sessions in a bbolt file, so they survive restarts. One
-// process at a time can use the file; within a process, every BoltStore
-// opened on the same path shares one database, closed with the last of them.
-// Expired sessions are deleted every 10 minutes and when the file is opened.
-type BoltStore struct {
-	f      *boltFile
 	closed atomic.Bool
+	stop   chan struct{} // closed by Close: the sweeper stops
+	done   chan struct{} // closed when the sweeper has stopped
+	feed   localFeed     // revocations made through this store, told to its watchers
 }
 
 // OpenBoltStore opens (creating it and its directory when needed) the bbolt
-// file at path. It fails after 1 s when another process holds the file. A
-// nil logger logs nothing.
+// file at path. It fails after 1 s when the file is locked (another process,
+// or another BoltStore of this one, has it open). A nil logger logs nothing.
 func OpenBoltStore(path string, logger *zap.Logger) (*BoltStore, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	key, err := filepath.Abs(path)
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
 	}
-	boltFiles.mu.Lock()
-	defer boltFiles.mu.Unlock()
-	if f, ok := boltFiles.m[key]; ok {
-		f.refs++
-		return &BoltStore{f: f}, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
 	}
-	db, err := bolt.Open(key, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+	db, err := bolt.Open(abs, 0o600, &bolt.Options{Timeout: boltLockTimeout})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("bolt store %q: file is locked by another process (after %s)", path, boltLockTimeout)
 		}
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
 	}
-	err = db.Update(createBoltBuckets)
-	if err != nil {
+	if err := db.Update(createBoltBuckets); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt store %q: %w", path, err)
 	}
-	f := &boltFile{
-		key:    key,
+	b := &BoltStore{
 		db:     db,
-		logger: logger.With(zap.String("bolt_file", key)),
-		refs:   1,
+		logger: logger.With(zap.String("bolt_file", abs)),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	boltFiles.m[key] = f
-	go f.sweepLoop()
-	return &BoltStore{f: f}, nil
+	go b.sweepLoop()
+	return b, nil
 }
 
 // createBoltBuckets makes the buckets a new file lacks. A file written
@@ -140,56 +115,48 @@ func createBoltBuckets(tx *bolt.Tx) error {
 	})
 }
 
-func (f *boltFile) sweepLoop() {
-	defer close(f.done)
+func (b *BoltStore) sweepLoop() {
+	defer close(b.done)
 	t := time.NewTicker(boltSweepEvery)
 	defer t.Stop()
 	for {
-		n, err := sweepBolt(f.db, time.Now())
+		n, err := sweepBolt(b.db, time.Now())
 		if err != nil {
-			f.logger.Warn("sweeping expired sessions failed", zap.Error(err))
+			b.logger.Warn("sweeping expired sessions failed", zap.Error(err))
 		} else if n > 0 {
-			f.logger.Debug("swept expired sessions", zap.Int("count", n))
+			b.logger.Debug("swept expired sessions", zap.Int("count", n))
 		}
 		select {
-		case <-f.stop:
+		case <-b.stop:
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// Close releases this handle; the file closes (and its sweeper stops) when
-// the last handle on it is closed. Closing twice is harmless.
+// Close stops the sweeper, ends the watches and closes the file. Closing
+// twice is harmless.
 func (b *BoltStore) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	boltFiles.mu.Lock()
-	b.f.refs--
-	last := b.f.refs == 0
-	if last {
-		delete(boltFiles.m, b.f.key)
-	}
-	boltFiles.mu.Unlock()
-	if !last {
-		return nil
-	}
-	close(b.f.stop)
-	<-b.f.done
-	return b.f.db.Close()
+	close(b.stop)
+	<-b.done
+	b.feed.close()
+	return b.db.Close()
 }
 
-func (b *BoltStore) db() (*bolt.DB, error) {
+// open returns the database unless the store is closed.
+func (b *BoltStore) open() (*bolt.DB, error) {
 	if b.closed.Load() {
 		return nil, errStoreClosed
 	}
-	return b.f.db, nil
+	return b.db, nil
 }
 
 // Create implements Store.
 func (b *BoltStore) Create(_ context.Context, s *Session) error {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return storeUnavailable("create", err)
 	}
@@ -214,7 +181,7 @@ func (b *BoltStore) Create(_ context.Context, s *Session) error {
 // that counts. Concurrent presentations of one token thus cost a single
 // write (the rotation); the others are answered from a snapshot.
 func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return Session{}, Unknown, storeUnavailable("rotate", err)
 	}
@@ -233,7 +200,7 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 		if err != nil {
 			// Unknown rather than an error: a 503 would stick to this user
 			// until the record expired, while Unknown sends them to log in.
-			b.f.logger.Error("unreadable session record; treating it as unknown", zap.String("session_id", r.ID), zap.Error(err))
+			b.logger.Error("unreadable session record; treating it as unknown", zap.String("session_id", r.ID), zap.Error(err))
 			out, o, write = Session{}, Unknown, false
 			return nil
 		}
@@ -272,7 +239,7 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 		return Session{}, Unknown, storeUnavailable("rotate", err)
 	}
 	if o == Reused {
-		b.f.feed.publish([]revocation{{r.ID, r.Now}})
+		b.feed.publish([]revocation{{r.ID, r.Now}})
 	}
 	return out, o, nil
 }
@@ -280,7 +247,7 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 // get returns a stored session as it is, revoked or expired ones included;
 // ok is false when there is none. Only tests read a session back.
 func (b *BoltStore) get(_ context.Context, id string) (Session, bool, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return Session{}, false, storeUnavailable("get", err)
 	}
@@ -295,7 +262,7 @@ func (b *BoltStore) get(_ context.Context, id string) (Session, bool, error) {
 		}
 		var err error
 		if s, err = decodeBoltSession(id, v); err != nil {
-			b.f.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
+			b.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
 			return nil
 		}
 		ok = true
@@ -307,17 +274,11 @@ func (b *BoltStore) get(_ context.Context, id string) (Session, bool, error) {
 	return s, ok, nil
 }
 
-// Revoke implements Store.
-func (b *BoltStore) Revoke(ctx context.Context, id string) error {
-	_, err := b.RevokeSession(ctx, id)
-	return err
-}
-
 // RevokeSession implements Store. The revocation is told to watchers as
 // made now by the wall clock: no clock is handed in, and the time only
 // bounds how long watchers remember it.
 func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return false, storeUnavailable("revoke", err)
 	}
@@ -358,7 +319,7 @@ func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, storeUnavailable("revoke", err)
 	}
-	b.f.feed.publish(revs)
+	b.feed.publish(revs)
 	return found, nil
 }
 
@@ -377,7 +338,7 @@ func revokeBolt(tx *bolt.Tx, s *Session, r revocation) error {
 
 // Sessions implements Store.
 func (b *BoltStore) Sessions(_ context.Context, subject string, now time.Time) ([]Session, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return nil, storeUnavailable("sessions", err)
 	}
@@ -400,7 +361,7 @@ func (b *BoltStore) Sessions(_ context.Context, subject string, now time.Time) (
 
 // RevokeSubject implements Store, in one transaction.
 func (b *BoltStore) RevokeSubject(_ context.Context, subject string, now time.Time) (int, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return 0, storeUnavailable("revoke subject", err)
 	}
@@ -436,7 +397,7 @@ func (b *BoltStore) RevokeSubject(_ context.Context, subject string, now time.Ti
 	if err != nil {
 		return 0, storeUnavailable("revoke subject", err)
 	}
-	b.f.feed.publish(revs)
+	b.feed.publish(revs)
 	return n, nil
 }
 
@@ -454,7 +415,7 @@ func (b *BoltStore) eachOfSubject(tx *bolt.Tx, subject string, fn func(Session) 
 		}
 		s, err := decodeBoltSession(id, v)
 		if err != nil {
-			b.f.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
+			b.logger.Error("unreadable session record", zap.String("session_id", id), zap.Error(err))
 			continue
 		}
 		if s.Subject != subject { // a longer subject that holds a 0 byte
@@ -470,10 +431,15 @@ func (b *BoltStore) eachOfSubject(tx *bolt.Tx, subject string, fn func(Session) 
 // WatchRevocations implements RevocationFeed: revocations made through any
 // handle on this file, in this process, replayed from the file first (so
 // they survive a restart).
-func (b *BoltStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
-	db, err := b.db()
+func (b *BoltStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time), ready func(error)) {
+	b.feed.watch(ctx, fn, b.recentRevocations, ready)
+}
+
+// recentRevocations reads from the file what a new watcher is told first.
+func (b *BoltStore) recentRevocations() ([]revocation, error) {
+	db, err := b.open()
 	if err != nil {
-		return storeUnavailable("watch revocations", err)
+		return nil, err
 	}
 	var replay []revocation
 	from := boltExpiryKey(time.Now().Add(-RevocationReplay), "")
@@ -486,17 +452,13 @@ func (b *BoltStore) WatchRevocations(ctx context.Context, fn func(sid string, at
 		}
 		return nil
 	})
-	if err != nil {
-		return storeUnavailable("watch revocations", err)
-	}
-	b.f.feed.watch(ctx, fn, replay)
-	return nil
+	return replay, err
 }
 
 // sweep deletes sessions that expired before now and returns how many. The
 // store runs it by itself every 10 minutes.
 func (b *BoltStore) sweep(now time.Time) (int, error) {
-	db, err := b.db()
+	db, err := b.open()
 	if err != nil {
 		return 0, storeUnavailable("sweep", err)
 	}

@@ -217,7 +217,9 @@ func runStoreUserIndex(t *testing.T, mk storeMaker) {
 		if _, err := st2.RevokeSubject(ctx, "x", clock.Now()); !errors.Is(err, ErrStoreUnavailable) {
 			t.Fatalf("RevokeSubject after Close: %v", err)
 		}
-		if err := st2.WatchRevocations(ctx, func(string, time.Time) {}); !errors.Is(err, ErrStoreUnavailable) {
+		if err := startWatch(t, func(ctx context.Context, ready func(error)) {
+			st2.WatchRevocations(ctx, func(string, time.Time) {}, ready)
+		}); !errors.Is(err, ErrStoreUnavailable) {
 			t.Fatalf("WatchRevocations after Close: %v", err)
 		}
 	})
@@ -232,9 +234,9 @@ type revocationWatch struct {
 func watchRevocations(t *testing.T, st RevocationFeed) *revocationWatch {
 	t.Helper()
 	w := &revocationWatch{ch: make(chan revocation, 100), seen: make(map[string]revocation)}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := st.WatchRevocations(ctx, func(sid string, at time.Time) { w.ch <- revocation{sid, at} }); err != nil {
+	if err := startWatch(t, func(ctx context.Context, ready func(error)) {
+		st.WatchRevocations(ctx, func(sid string, at time.Time) { w.ch <- revocation{sid, at} }, ready)
+	}); err != nil {
 		t.Fatalf("WatchRevocations: %v", err)
 	}
 	return w
@@ -313,12 +315,13 @@ func TestStoreRevocationFeed(t *testing.T) {
 
 			// The refresher tells until when an access token may pass.
 			until := make(chan time.Time, 10)
-			wctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			if err := newTestRefresher(t, b, clock).WatchRevocations(wctx, func(sid string, u time.Time) {
-				if sid == stolen.SessionID {
-					until <- u
-				}
+			rb := newTestRefresher(t, b, clock)
+			if err := startWatch(t, func(ctx context.Context, ready func(error)) {
+				rb.WatchRevocations(ctx, func(sid string, u time.Time) {
+					if sid == stolen.SessionID {
+						until <- u
+					}
+				}, ready)
 			}); err != nil {
 				t.Fatal(err)
 			}

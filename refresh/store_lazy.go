@@ -14,19 +14,24 @@ import (
 // briefly down at boot: until the store opens, every call fails with
 // ErrStoreUnavailable (a 503), and the next call after a short pause tries
 // again. Once closed it never opens again, as Store's Close promises.
+//
+// One open runs at a time, without holding the lock: a Redis dial can take
+// seconds, and meanwhile other calls wait for its outcome only as long as
+// their own context lets them, and Close does not wait at all.
 type LazyStore struct {
 	open   func() (Store, error)
 	opened atomic.Pointer[Store]
+	now    func() time.Time
 
 	mu         sync.Mutex
 	closed     bool
+	opening    chan struct{} // non-nil while an open runs; closed when it ends
 	lastFailed time.Time
 	lastErr    error
-	now        func() time.Time
 }
 
 // retryOpenAfter spaces attempts to open a store that failed to open, so
-// that a burst of requests does not queue up behind one slow attempt each.
+// that a burst of requests does not start one slow attempt each.
 const retryOpenAfter = time.Second
 
 // NewLazyStore returns a store that calls open on first use.
@@ -34,27 +39,58 @@ func NewLazyStore(open func() (Store, error)) *LazyStore {
 	return &LazyStore{open: open, now: time.Now}
 }
 
-// store returns the opened store, opening it when no attempt failed within
-// the last retryOpenAfter.
-func (l *LazyStore) store() (Store, error) {
-	if s := l.opened.Load(); s != nil {
-		return *s, nil
+// store returns the opened store. It opens it when no attempt is running
+// and none failed within the last retryOpenAfter, and waits (within ctx)
+// for an attempt that is running.
+func (l *LazyStore) store(ctx context.Context) (Store, error) {
+	for {
+		if s := l.opened.Load(); s != nil {
+			return *s, nil
+		}
+		l.mu.Lock()
+		switch {
+		case l.closed:
+			l.mu.Unlock()
+			return nil, storeUnavailable("open", errStoreClosed)
+		case l.opened.Load() != nil:
+			l.mu.Unlock()
+			continue
+		case l.opening != nil:
+			wait := l.opening
+			l.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, storeUnavailable("open", ctx.Err())
+			}
+		case l.lastErr != nil && l.now().Sub(l.lastFailed) < retryOpenAfter:
+			err := l.lastErr
+			l.mu.Unlock()
+			return nil, err
+		}
+		done := make(chan struct{})
+		l.opening = done
+		l.mu.Unlock()
+		return l.openNow(done)
 	}
+}
+
+// openNow runs one open and publishes its outcome to the calls waiting on
+// done. A store opened after Close is closed at once.
+func (l *LazyStore) openNow(done chan struct{}) (Store, error) {
+	s, err := l.open()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	l.opening = nil
+	close(done)
+	switch {
+	case err != nil:
+		l.lastFailed, l.lastErr = l.now(), fmt.Errorf("%w: opening the store: %w", ErrStoreUnavailable, err)
+		return nil, l.lastErr
+	case l.closed:
+		_ = s.Close()
 		return nil, storeUnavailable("open", errStoreClosed)
-	}
-	if s := l.opened.Load(); s != nil {
-		return *s, nil
-	}
-	if l.lastErr != nil && l.now().Sub(l.lastFailed) < retryOpenAfter {
-		return nil, l.lastErr
-	}
-	s, err := l.open()
-	if err != nil {
-		l.lastFailed, l.lastErr = l.now(), fmt.Errorf("%w: opening the store: %v", ErrStoreUnavailable, err)
-		return nil, l.lastErr
 	}
 	l.opened.Store(&s)
 	return s, nil
@@ -62,7 +98,7 @@ func (l *LazyStore) store() (Store, error) {
 
 // Create implements Store.
 func (l *LazyStore) Create(ctx context.Context, s *Session) error {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,25 +107,16 @@ func (l *LazyStore) Create(ctx context.Context, s *Session) error {
 
 // Rotate implements Store.
 func (l *LazyStore) Rotate(ctx context.Context, req RotateRequest) (Session, Outcome, error) {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return Session{}, Unknown, err
 	}
 	return st.Rotate(ctx, req)
 }
 
-// Revoke implements Store.
-func (l *LazyStore) Revoke(ctx context.Context, id string) error {
-	st, err := l.store()
-	if err != nil {
-		return err
-	}
-	return st.Revoke(ctx, id)
-}
-
 // RevokeSession implements Store.
 func (l *LazyStore) RevokeSession(ctx context.Context, id string) (bool, error) {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -98,7 +125,7 @@ func (l *LazyStore) RevokeSession(ctx context.Context, id string) (bool, error) 
 
 // Sessions implements Store.
 func (l *LazyStore) Sessions(ctx context.Context, subject string, now time.Time) ([]Session, error) {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -107,50 +134,51 @@ func (l *LazyStore) Sessions(ctx context.Context, subject string, now time.Time)
 
 // RevokeSubject implements Store.
 func (l *LazyStore) RevokeSubject(ctx context.Context, subject string, now time.Time) (int, error) {
-	st, err := l.store()
+	st, err := l.store(ctx)
 	if err != nil {
 		return 0, err
 	}
 	return st.RevokeSubject(ctx, subject, now)
 }
 
-// WatchRevocations implements RevocationFeed. When the store cannot be
-// opened yet, it returns that error and keeps trying in the background
-// (every retryOpenAfter, until ctx ends or the store is closed), so that a
+// WatchRevocations implements RevocationFeed. While the store cannot be
+// opened, it tells ready so and tries again every retryOpenAfter, so that a
 // Caddy started while Redis is down hears of revocations once Redis is
 // back: the watch then replays what it missed.
-func (l *LazyStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
-	st, err := l.store()
-	if err == nil {
-		return st.WatchRevocations(ctx, fn)
-	}
-	go func() {
-		t := time.NewTicker(retryOpenAfter)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			st, err := l.store()
-			if err == nil {
-				_ = st.WatchRevocations(ctx, fn) // a Redis watch retries by itself
-				return
-			}
-			l.mu.Lock()
-			closed := l.closed
-			l.mu.Unlock()
-			if closed {
-				return
-			}
+func (l *LazyStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time), ready func(error)) {
+	ready = readyOnce(ready)
+	var retry *time.Ticker
+	for {
+		st, err := l.store(ctx)
+		if err == nil {
+			st.WatchRevocations(ctx, fn, ready)
+			return
 		}
-	}()
-	return err
+		ready(err)
+		if l.isClosed() {
+			return
+		}
+		if retry == nil {
+			retry = time.NewTicker(retryOpenAfter)
+			defer retry.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+		}
+	}
+}
+
+func (l *LazyStore) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Close closes the store if it was ever opened, and keeps it from opening
-// afterwards. Closing twice is harmless.
+// afterwards; an open still running closes what it opens. Closing twice is
+// harmless.
 func (l *LazyStore) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -23,7 +23,7 @@ func TestLazyStoreOpensOnFirstUseAndRetries(t *testing.T) {
 	if opens != 0 {
 		t.Fatal("opened before first use")
 	}
-	if err := l.Revoke(ctx, "x"); !errors.Is(err, ErrStoreUnavailable) {
+	if _, err := l.RevokeSession(ctx, "x"); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("a store that cannot open: %v, want ErrStoreUnavailable", err)
 	}
 	// Right after a failure the error is returned without another attempt.
@@ -88,11 +88,11 @@ func TestLazyStoreCloseClosesTheOpenedStore(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := inner.Revoke(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
+	if _, err := inner.RevokeSession(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("inner store still open after Close: %v", err)
 	}
-	if err := l.Revoke(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
-		t.Fatalf("Revoke after Close: %v", err)
+	if _, err := l.RevokeSession(ctx, "a"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("RevokeSession after Close: %v", err)
 	}
 }
 
@@ -111,9 +111,9 @@ func TestLazyStoreWatchesOnceOpen(t *testing.T) {
 	})
 	t.Cleanup(func() { _ = l.Close() })
 	got := make(chan string, 10)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := l.WatchRevocations(wctx, func(sid string, _ time.Time) { got <- sid }); !errors.Is(err, ErrStoreUnavailable) {
+	if err := startWatch(t, func(ctx context.Context, ready func(error)) {
+		l.WatchRevocations(ctx, func(sid string, _ time.Time) { got <- sid }, ready)
+	}); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("watch on a store that cannot open: %v, want ErrStoreUnavailable", err)
 	}
 	fail.Store(false)
@@ -125,7 +125,7 @@ func TestLazyStoreWatchesOnceOpen(t *testing.T) {
 		s := &Session{ID: id, Subject: "alice", Created: now, Expires: now.Add(time.Hour)}
 		err := l.Create(ctx, s)
 		if err == nil {
-			err = l.Revoke(ctx, id)
+			_, err = l.RevokeSession(ctx, id)
 		}
 		if err != nil && !errors.Is(err, ErrStoreUnavailable) { // unavailable: within the pause after a failure
 			t.Fatal(err)

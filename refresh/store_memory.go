@@ -102,12 +102,6 @@ func (m *MemoryStore) get(_ context.Context, id string) (Session, bool, error) {
 	return *p, true, nil
 }
 
-// Revoke implements Store.
-func (m *MemoryStore) Revoke(ctx context.Context, id string) error {
-	_, err := m.RevokeSession(ctx, id)
-	return err
-}
-
 // RevokeSession implements Store. The revocation is told to watchers as
 // made now by the wall clock: no clock is handed in, and the time only
 // bounds how long watchers remember it.
@@ -174,16 +168,18 @@ func (m *MemoryStore) RevokeSubject(_ context.Context, subject string, now time.
 
 // WatchRevocations implements RevocationFeed: revocations made through
 // this store, in this process.
-func (m *MemoryStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
+func (m *MemoryStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time), ready func(error)) {
+	m.feed.watch(ctx, fn, m.recentRevocations, ready)
+}
+
+// recentRevocations is what a new watcher is told first.
+func (m *MemoryStore) recentRevocations() ([]revocation, error) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.closed {
-		m.mu.Unlock()
-		return storeUnavailable("watch revocations", errStoreClosed)
+		return nil, errStoreClosed
 	}
-	replay := append([]revocation(nil), m.recent...)
-	m.mu.Unlock()
-	m.feed.watch(ctx, fn, replay)
-	return nil
+	return append([]revocation(nil), m.recent...), nil
 }
 
 // recordLocked remembers r for replay, forgetting what is older than
@@ -236,6 +232,7 @@ func (m *MemoryStore) Close() error {
 	m.closed = true
 	m.sessions = nil
 	m.bySubject = nil
+	m.feed.close()
 	return nil
 }
 

@@ -508,12 +508,6 @@ func (r *RedisStore) get(ctx context.Context, id string) (Session, bool, error) 
 	return s, true, nil
 }
 
-// Revoke implements Store.
-func (r *RedisStore) Revoke(ctx context.Context, id string) error {
-	_, err := r.RevokeSession(ctx, id)
-	return err
-}
-
 // RevokeSession implements Store. The revocation is told to watchers as
 // made now by the wall clock: no clock is handed in, and the time only
 // bounds how long watchers remember it.
@@ -656,57 +650,45 @@ func (r *RedisStore) RevokeSubject(ctx context.Context, subject string, now time
 // connection (and pings an idle one every 3 s to notice); each
 // (re)subscription replays the sorted set of recent revocations, which
 // covers what was published while the watcher was away.
-func (r *RedisStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time)) error {
+func (r *RedisStore) WatchRevocations(ctx context.Context, fn func(sid string, at time.Time), ready func(error)) {
 	if r.closed.Load() {
-		return storeUnavailable("watch revocations", errStoreClosed)
+		ready(storeUnavailable("watch revocations", errStoreClosed))
+		return
 	}
+	ready = readyOnce(ready)
 	ps := r.client.Subscribe(ctx, r.revokedKey())
+	defer ps.Close()
 	ch := ps.ChannelWithSubscriptions()
-	ready := make(chan struct{})
-	go func() {
-		defer ps.Close()
-		first := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.done:
-				return
-			case m, ok := <-ch:
-				if !ok {
-					return
-				}
-				switch m := m.(type) {
-				case *redis.Subscription:
-					if m.Kind != "subscribe" {
-						continue
-					}
-					r.replay(ctx, fn)
-					if first {
-						first = false
-						close(ready)
-					}
-				case *redis.Message:
-					if rv, ok := parseRevocationMessage(m.Payload); ok {
-						fn(rv.id, rv.at)
-					}
-				}
-			}
-		}
-	}()
 	wait := r.opTimeout
 	if wait <= 0 {
 		wait = redisTimeout
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return storeUnavailable("watch revocations", errors.New("not subscribed yet; still trying"))
+	slow := time.NewTimer(wait)
+	defer slow.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.done:
+			return
+		case <-slow.C:
+			ready(storeUnavailable("watch revocations", errors.New("not subscribed yet; still trying")))
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					r.replay(ctx, fn)
+					ready(nil)
+				}
+			case *redis.Message:
+				if rv, ok := parseRevocationMessage(m.Payload); ok {
+					fn(rv.id, rv.at)
+				}
+			}
+		}
 	}
 }
 

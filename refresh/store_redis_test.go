@@ -47,7 +47,7 @@ func TestStoreRedisOutage(t *testing.T) {
 	}{
 		{"refresh", func() error { _, err := r.Refresh(ctx, start.Refresh); return err }},
 		{"start", func() error { _, err := r.Start(ctx, "bob", nil); return err }},
-		{"revoke", func() error { return r.Revoke(ctx, start.SessionID) }},
+		{"revoke", func() error { _, err := r.RevokeSession(ctx, start.SessionID); return err }},
 	} {
 		began := time.Now()
 		err := op.do()
@@ -129,7 +129,7 @@ func TestStoreRedisLayout(t *testing.T) {
 		t.Fatalf("gen field = %q", gen)
 	}
 	// Revoking an unknown id creates no key (it would have no TTL).
-	_ = r.Revoke(ctx, "00000000000000000000000000000000")
+	_, _ = r.RevokeSession(ctx, "00000000000000000000000000000000")
 	if n, _ := raw.Exists(ctx, "session_gate:session:00000000000000000000000000000000").Result(); n != 0 {
 		t.Fatal("Revoke created a key for an unknown session")
 	}
@@ -309,7 +309,7 @@ func TestStoreRedisRevocationFeedReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	if err := r.Revoke(ctx, tk.SessionID); err != nil {
+	if _, err := r.RevokeSession(ctx, tk.SessionID); err != nil {
 		t.Fatal(err)
 	}
 	_, arrived := w.next(t, tk.SessionID, began.Add(10*time.Second))
