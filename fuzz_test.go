@@ -43,7 +43,7 @@ func FuzzStartSession(f *testing.F) {
 			t.Fatal(err)
 		}
 		rf := &refresher{core: core, signer: signer, logger: zap.NewNop(),
-			cookies: cookieSettings{access: "a", refresh: "r", hint: "h", refreshPath: "/refreshsession", fallbackTTL: time.Hour}}
+			cookies: cookieSettings{now: time.Now, access: "a", refresh: "r", hint: "h", refreshPath: "/refreshsession", fallbackTTL: time.Hour}}
 		w := httptest.NewRecorder()
 		status := rf.startSession(w, httptest.NewRequest(http.MethodGet, "/login", nil), header)
 		cookies := (&http.Response{Header: w.Header()}).Cookies()
