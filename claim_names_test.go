@@ -63,3 +63,36 @@ func TestTokenWithoutSubjectIsInvalid(t *testing.T) {
 		t.Errorf("a token with sub: %d %q", got.status, got.body)
 	}
 }
+
+// TestUserIDIsSubButAuthorizeIDIsAClaim: {http.auth.user.id} is always
+// "sub", as Caddy's own authentication names the user; authorize and
+// claim_header read claims by name, so "id" there is a claim called "id"
+// (docs/behaviour.md, "Claims").
+func TestUserIDIsSubButAuthorizeIDIsAClaim(t *testing.T) {
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		authorize /staff/* {
+			id 7
+		}
+		claim_header id X-Id
+	}
+	respond "user={http.auth.user.id} header={http.request.header.X-Id}"
+`)
+	future := time.Now().Add(time.Hour).Unix()
+	for _, c := range []struct {
+		name   string
+		claims jwt.MapClaims
+		status int
+		body   string
+	}{
+		{"id claim 7", jwt.MapClaims{"sub": "alice", "id": 7, "exp": future}, 200, "user=alice header=7"},
+		{"sub 7, no id claim", jwt.MapClaims{"sub": "7", "exp": future}, 403, ""},
+		{"sub 7, id claim 8", jwt.MapClaims{"sub": "7", "id": 8, "exp": future}, 403, ""},
+	} {
+		got := do(t, withCookie(asAPI(newRequest(t, "GET", base+"/staff/x", nil)), "sAccessToken", token(t, c.claims)))
+		if got.status != c.status || (c.body != "" && got.body != c.body) {
+			t.Errorf("%s: %d %q, want %d %q", c.name, got.status, got.body, c.status, c.body)
+		}
+	}
+}
