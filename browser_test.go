@@ -269,7 +269,7 @@ func testRefreshWithoutCookieDoesNotLoop(t *testing.T, browser context.Context) 
 	stopped := `(function(){var w=` + where + `;` +
 		`return w=="/login?redirectToPath=%2Fdocs%2Fpage%3Fx%3D1 Please sign in"||w=="/docs/page?x=1 Please sign in again"?"stopped":w})()`
 	browsertest.WaitJS(t, tab, stopped, "stopped")
-	time.Sleep(2500 * time.Millisecond) // a loop would show here
+	browsertest.AdvanceTime(t, tab, 5*time.Second) // a loop would show here
 	browsertest.WaitJS(t, tab, stopped, "stopped")
 	checkOneRefresh(t, auth, "rt-1")
 	if n := reqs.Count("GET /docs/page?x=1 401"); n > 2 {

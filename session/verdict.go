@@ -1,6 +1,8 @@
-// Package session holds everything about session tokens that does not depend
-// on Caddy: where a token comes from, the keys that verify it, the verdict on
-// it, minting new ones, and the refresh-token stores.
+// Package session verifies access tokens, and depends on nothing of Caddy:
+// where a request's token comes from (cookie or bearer header), the keys that
+// verify it (secrets, PEM keys, JWK Sets, OpenID discovery), the verdict on
+// it with its claims, and a cache of verdicts. Minting tokens and keeping
+// sessions is package refresh's job.
 package session
 
 import "time"

@@ -2,20 +2,19 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/session-gate/session_gate/internal/caddyproc"
 )
 
 // caddyfileTemplate is the site under test: a.test is an application behind
@@ -72,49 +71,14 @@ type caddyConfig struct {
 
 // caddyProc is the Caddy under test, run from a built binary.
 type caddyProc struct {
-	bin, dir, config, logPath string
-	cfg                       caddyConfig
-	cmd                       *exec.Cmd
-	exited                    chan struct{}
-}
-
-// buildCaddy builds ./cmd/caddy of the module that contains the working
-// directory into dir.
-func buildCaddy(dir string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "caddy")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// moduleRoot walks up from the working directory to the go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory: run from the repository")
-		}
-		dir = parent
-	}
+	bin, dir string
+	cfg      caddyConfig
+	caddy    *caddyproc.Caddy
 }
 
 func (c *caddyProc) writeConfig() error {
 	t := template.Must(template.New("Caddyfile").Parse(caddyfileTemplate))
-	f, err := os.Create(c.config)
+	f, err := os.Create(c.caddy.Config)
 	if err != nil {
 		return err
 	}
@@ -122,57 +86,29 @@ func (c *caddyProc) writeConfig() error {
 	return t.Execute(f, c.cfg)
 }
 
-func (c *caddyProc) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	cmd.Env = append(os.Environ(),
-		"XDG_DATA_HOME="+filepath.Join(c.dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "config"),
-		"HOME="+c.dir,
-	)
-	return cmd
-}
-
 // start runs `caddy run` and waits until the site answers.
 func (c *caddyProc) start() error {
-	c.config = filepath.Join(c.dir, "Caddyfile")
-	c.logPath = filepath.Join(c.dir, "caddy.log")
+	c.caddy = &caddyproc.Caddy{
+		Bin: c.bin, Dir: c.dir, Config: filepath.Join(c.dir, "Caddyfile"),
+		AdminAddr: fmt.Sprintf("127.0.0.1:%d", c.cfg.AdminPort),
+	}
 	if err := c.writeConfig(); err != nil {
 		return err
 	}
-	logFile, err := os.Create(c.logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := c.command(context.Background(), "run", "--config", c.config, "--adapter", "caddyfile")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	c.cmd, c.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(c.exited) }()
-
-	deadline := time.Now().Add(30 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
-	for {
+	return c.caddy.Start(30*time.Second, func() error {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/version", c.cfg.Port), nil)
 		req.Host = fmt.Sprintf("a.test:%d", c.cfg.Port)
-		if resp, err := hc.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-c.exited:
-			return fmt.Errorf("caddy exited at start; its log:\n%s", c.logTail(4000))
-		default:
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/version: %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("caddy did not answer within 30s; its log:\n%s", c.logTail(4000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // reload writes the config with the next generation and runs `caddy reload`.
@@ -181,39 +117,25 @@ func (c *caddyProc) reload(generation string) error {
 	if err := c.writeConfig(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := c.command(ctx, "reload", "--config", c.config, "--adapter", "caddyfile",
-		"--address", fmt.Sprintf("127.0.0.1:%d", c.cfg.AdminPort)).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("caddy reload: %v\n%s", err, out)
-	}
-	return nil
+	return c.caddy.Reload(false)
 }
 
 // stop ends Caddy: SIGTERM, then SIGKILL after 10 s.
 func (c *caddyProc) stop() {
-	if c.cmd == nil {
-		return
+	if c.caddy != nil {
+		c.caddy.Kill(10 * time.Second)
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
-	c.cmd = nil
 }
 
 // probe reads Caddy's resident memory from /proc, its Go heap (HeapAlloc)
 // from the admin endpoint's expvar, and its goroutine count from its pprof.
 func (c *caddyProc) probe(label string, at time.Duration) probe {
 	p := probe{label: label, at: at, rssKB: -1, heapKB: -1, goroutines: -1}
-	if c.cmd == nil {
+	pid := c.caddy.Pid()
+	if pid == 0 {
 		return p
 	}
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid)); err == nil {
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
@@ -244,19 +166,10 @@ func (c *caddyProc) probe(label string, at time.Duration) probe {
 	return p
 }
 
-// logTail is the end of Caddy's log.
-func (c *caddyProc) logTail(n int) string {
-	b, _ := os.ReadFile(c.logPath)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
 // logFindings counts Caddy's warnings and errors and quotes the first few
 // of each distinct message.
 func (c *caddyProc) logFindings() []string {
-	f, err := os.Open(c.logPath)
+	f, err := os.Open(c.caddy.LogPath())
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -37,6 +37,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/session-gate/session_gate/internal/caddyproc"
 )
 
 // options are the command line.
@@ -131,7 +133,7 @@ func run(o options, out io.Writer) (bool, error) {
 	bin := o.caddyBin
 	if bin == "" {
 		t0 := time.Now()
-		if bin, err = buildCaddy(dir); err != nil {
+		if bin, err = caddyproc.Build(dir); err != nil {
 			return false, err
 		}
 		fmt.Fprintf(out, "# built ./cmd/caddy in %v\n", time.Since(t0).Round(time.Second))
@@ -179,7 +181,7 @@ func run(o options, out io.Writer) (bool, error) {
 	header := fmt.Sprintf("store=%s fault=%s duration=%v people=%d conns=%d access_ttl=%v reuse_grace=%v lost_replies=%g check_revocation=%v seed=%d",
 		o.store, o.fault, o.duration, o.people, o.conns, o.accessTTL, o.grace, o.lostReplies, o.revocation, o.seed)
 	fmt.Fprintf(out, "# soak %s\n# %d cores (shared: load average %s), %s, caddy pid %d\n",
-		header, runtime.NumCPU(), loadAverage(), runtime.Version(), e.caddy.cmd.Process.Pid)
+		header, runtime.NumCPU(), loadAverage(), runtime.Version(), e.caddy.caddy.Pid())
 
 	faults := newFaultState(o.fault, out)
 	if e.redis != nil {

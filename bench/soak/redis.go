@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/session-gate/session_gate/internal/proc"
 )
 
 // redisProc is a redis-server on a loopback port. In the redis-restart run
@@ -24,8 +26,7 @@ type redisProc struct {
 	bin, dir, logPath string
 	port              int
 	persist           bool
-	cmd               *exec.Cmd
-	exited            chan struct{}
+	process           *proc.Process // nil when not running
 }
 
 func startRedis(dir string, persist bool) (*redisProc, error) {
@@ -47,62 +48,37 @@ func startRedis(dir string, persist bool) (*redisProc, error) {
 func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d", r.port) }
 
 func (r *redisProc) start() error {
-	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
 	args := []string{"--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--dir", r.dir, "--appendonly", "no"}
 	if r.persist {
 		args = append(args[:len(args)-1], "yes", "--appendfsync", "always")
 	}
-	cmd := exec.Command(r.bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(exec.Command(r.bin, args...), r.logPath)
+	if err != nil {
 		return err
 	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(r.exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := r.command("PING"); err == nil && resp == "+PONG" {
-			return nil
+	r.process = p
+	return p.WaitReady(10*time.Second, func() error {
+		if resp, err := r.command("PING"); err != nil || resp != "+PONG" {
+			return fmt.Errorf("PING: %q, %v (see %s)", resp, err, r.logPath)
 		}
-		select {
-		case <-r.exited:
-			return fmt.Errorf("redis-server exited at start; see %s", r.logPath)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not answer PING within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // kill ends the server with SIGKILL, as a crash or an OOM kill would.
 func (r *redisProc) kill() {
-	if r.cmd == nil {
-		return
+	if r.process != nil {
+		r.process.Kill()
+		r.process = nil
 	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
 }
 
 // stop shuts the server down at the end of the run.
 func (r *redisProc) stop() {
-	if r.cmd == nil {
-		return
+	if r.process != nil {
+		r.process.Stop(func() { _, _ = r.command("SHUTDOWN NOSAVE") }, 5*time.Second)
+		r.process = nil
 	}
-	_, _ = r.command("SHUTDOWN NOSAVE")
-	select {
-	case <-r.exited:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
-	r.cmd = nil
 }
 
 // dbsize counts the keys, to show that the restart kept the sessions.

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -272,4 +273,39 @@ func (r *Requests) Count(prefix string) int {
 		}
 	}
 	return n
+}
+
+// AdvanceTime lets the tab's page live through d of its own time without
+// the test waiting for it: Chromium's virtual time runs the page's timers
+// as fast as they come, and stands still while a network fetch is pending
+// (so a reply is never "late"). It returns when d of page time has passed.
+// A page that would misbehave after a while (a refresh loop, a retry that
+// never stops) does so here, deterministically.
+func AdvanceTime(t testing.TB, tab context.Context, d time.Duration) {
+	t.Helper()
+	expired := make(chan struct{}, 1)
+	lctx, stop := context.WithCancel(tab)
+	defer stop()
+	if err := chromedp.Listen(lctx, func(ev any) {
+		if _, ok := ev.(*emulation.EventVirtualTimeBudgetExpired); ok {
+			select {
+			case expired <- struct{}{}:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatalf("listen for the virtual time budget: %v", err)
+	}
+	budget := float64(d.Milliseconds())
+	if _, err := chromedp.Call(tab, emulation.SetVirtualTimePolicy, emulation.SetVirtualTimePolicyParams{
+		Policy: emulation.VirtualTimePolicyPauseIfNetworkFetchesPending,
+		Budget: &budget,
+	}); err != nil {
+		t.Fatalf("set the virtual time policy: %v", err)
+	}
+	select {
+	case <-expired:
+	case <-tab.Done():
+		t.Fatalf("the tab ended before %v of page time passed", d)
+	}
 }

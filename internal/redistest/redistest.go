@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/session-gate/session_gate/internal/proc"
 )
 
 // Server is one redis-server process (or none, between Stop and Restart).
@@ -23,8 +25,7 @@ type Server struct {
 	port    int
 	dir     string
 	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	process *proc.Process // nil between Stop and Restart
 }
 
 // Start starts a redis-server and stops it when the test ends. If
@@ -58,56 +59,34 @@ func (r *Server) Port() int { return r.port }
 
 func (r *Server) start() {
 	r.tb.Helper()
-	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		r.tb.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own copy of the descriptor
-	cmd := exec.Command(r.bin,
+	p, err := proc.Start(exec.Command(r.bin,
 		"--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
-	// Output to a file, never to the test's pipes: a child holding them
-	// would keep `go test` waiting after the test ends.
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+		"--save", "", "--appendonly", "no", "--dir", r.dir), r.logPath)
+	if err != nil {
 		r.tb.Fatalf("starting redis-server: %v", err)
 	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(cmd, r.exited)
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := r.Command("PING"); err == nil && resp == "+PONG" {
-			return
+	r.process = p
+	err = p.WaitReady(10*time.Second, func() error {
+		if resp, err := r.Command("PING"); err != nil || resp != "+PONG" {
+			return fmt.Errorf("PING: %q, %v", resp, err)
 		}
-		select {
-		case <-r.exited:
-			r.tb.Fatalf("redis-server exited at start; its log:\n%s", r.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			r.tb.Fatalf("redis-server did not answer PING within 10s; its log:\n%s", r.Log())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		p.Kill()
+		r.tb.Fatalf("redis-server did not start: %v; its log:\n%s", err, r.Log())
 	}
 }
 
 // Stop shuts the server down without saving and waits for it to exit
 // (killing it after 5 s). Stopping a stopped server does nothing.
 func (r *Server) Stop() {
-	if r.cmd == nil {
+	if r.process == nil {
 		return
 	}
-	resume(r.cmd.Process)               // a paused (SIGSTOP) server could not obey SHUTDOWN
-	_, _ = r.Command("SHUTDOWN NOSAVE") // the server closes the connection instead of answering
-	select {
-	case <-r.exited:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
-	r.cmd = nil
+	// The server closes the connection instead of answering SHUTDOWN.
+	r.process.Stop(func() { _, _ = r.Command("SHUTDOWN NOSAVE") }, 5*time.Second)
+	r.process = nil
 }
 
 // Restart starts the server again on the same port (empty: nothing was saved).
@@ -119,10 +98,10 @@ func (r *Server) Restart() {
 
 // Signal sends sig to the running server, e.g. SIGSTOP to make it hang.
 func (r *Server) Signal(sig os.Signal) error {
-	if r.cmd == nil {
+	if r.process == nil {
 		return fmt.Errorf("redis-server is not running")
 	}
-	return r.cmd.Process.Signal(sig)
+	return r.process.Signal(sig)
 }
 
 // Command sends one inline command and returns the first reply line.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/session-gate/session_gate/internal/proc"
 )
 
 // Node is one redis-server process of a topology: a cluster master, a
@@ -30,8 +32,7 @@ type Node struct {
 	port    int
 	dir     string
 	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	process *proc.Process
 }
 
 // redisServerBinary finds redis-server: skipped without it, except under
@@ -55,29 +56,16 @@ func redisServerBinary(tb testing.TB) string {
 func startNode(tb testing.TB, bin, name string, port int, dir string, args ...string) *Node {
 	tb.Helper()
 	n := &Node{tb: tb, name: name, port: port, dir: dir, logPath: filepath.Join(dir, "redis.log")}
-	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer logFile.Close()
 	args = append(args,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no")
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile // never the test's pipes
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(exec.Command(bin, args...), n.logPath)
+	if err != nil {
 		tb.Fatalf("starting redis-server (%s): %v", name, err)
 	}
-	n.cmd, n.exited = cmd, make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(cmd, n.exited)
+	n.process = p
 	tb.Cleanup(n.stop)
-
-	err = poll(10*time.Second, func() error {
-		select {
-		case <-n.exited:
-			return errExited
-		default:
-		}
+	err = p.WaitReady(10*time.Second, func() error {
 		v, err := n.Do("PING")
 		if err != nil {
 			return err
@@ -93,16 +81,14 @@ func startNode(tb testing.TB, bin, name string, port int, dir string, args ...st
 	return n
 }
 
-var errExited = errors.New("the process exited")
-
-// poll calls f until it returns nil, errExited or the deadline passes, and
-// returns f's last error.
+// poll calls f until it returns nil or the deadline passes, and returns
+// f's last error.
 func poll(within time.Duration, f func() error) error {
 	deadline := time.Now().Add(within)
 	for {
 		err := f()
-		if err == nil || errors.Is(err, errExited) {
-			return err
+		if err == nil {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %w", within, err)
@@ -127,40 +113,16 @@ func (n *Node) Log() string {
 }
 
 // Running reports whether the process has not exited.
-func (n *Node) Running() bool {
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (n *Node) Running() bool { return n.process.Running() }
 
 // Kill sends SIGKILL, a crash without goodbye, and waits for the exit.
-func (n *Node) Kill() {
-	n.tb.Helper()
-	_ = n.cmd.Process.Kill()
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-		n.tb.Fatalf("redis-server %s still running 10s after SIGKILL", n.name)
-	}
-}
+func (n *Node) Kill() { n.process.Kill() }
 
 // stop ends the process (SHUTDOWN NOSAVE; SIGKILL after 5 s) unless it has
 // exited.
 func (n *Node) stop() {
-	if !n.Running() {
-		return
-	}
-	resume(n.cmd.Process)             // a paused (SIGSTOP) server could not obey SHUTDOWN
-	_, _ = n.Do("SHUTDOWN", "NOSAVE") // the server closes the connection instead of answering
-	select {
-	case <-n.exited:
-	case <-time.After(5 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
+	// The server closes the connection instead of answering SHUTDOWN.
+	n.process.Stop(func() { _, _ = n.Do("SHUTDOWN", "NOSAVE") }, 5*time.Second)
 }
 
 // RespError is an error reply from the server ("-ERR …", "-MOVED …").

@@ -1,11 +1,11 @@
 //go:build unix
 
-package redistest
+package proc
 
 import (
 	"os"
 	"syscall"
 )
 
-// resume wakes a server stopped with SIGSTOP, so that it can obey SHUTDOWN.
+// resume wakes a process stopped with SIGSTOP, so that it can obey a stop.
 func resume(p *os.Process) { _ = p.Signal(syscall.SIGCONT) }
