@@ -34,13 +34,14 @@ type cliResult struct {
 // inst is not nil, with stdin as its input.
 func runCLI(t *testing.T, inst *caddyProcess, stdin string, args ...string) cliResult {
 	t.Helper()
+	bin := caddyBinary(t) // built first: the build must not eat the command's time
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var cmd *exec.Cmd
 	if inst != nil {
 		cmd = inst.caddyCommand(ctx, args...)
 	} else {
-		cmd = exec.CommandContext(ctx, caddyBinary(t), args...)
+		cmd = exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	}
 	var stdout, stderr bytes.Buffer
