@@ -20,7 +20,8 @@ import (
 // FuzzStartSession: any issue header value either starts a session whose
 // access token the gate finds valid for the sub the JSON names, or is
 // refused with a 502 and no cookie; never a panic, never a session for an
-// empty or non-string sub.
+// empty or non-string sub, for "sub" or "claims" spelled in another case, or
+// for a name given twice.
 func FuzzStartSession(f *testing.F) {
 	signer, err := refresh.NewHMACSigner([]byte(testSecret))
 	if err != nil {
@@ -34,6 +35,7 @@ func FuzzStartSession(f *testing.F) {
 		defaultIssue, `{"sub":"bob"}`, `{"sub":""}`, `{"sub":42}`, `{"claims":{"a":1}}`, `["x"]`, `null`, ``,
 		`{"sub":"a","claims":{"sub":"root","exp":1,"nested":{"x":[1,2]},"n":1e400}}`, `{"sub":"a","sub":"b"}`,
 		`{"sub":"\u0000\ud800"}`, `{"sub":"a","claims":null}`, `{"sub":"a"} trailing`,
+		`{"SUB":"a"}`, `{"sub":"a","Sub":"b"}`, `{"sub":"a","cLaims":{}}`, `{"sub":"a","other":1,"other":2}`,
 	} {
 		f.Add(s)
 	}
@@ -47,12 +49,12 @@ func FuzzStartSession(f *testing.F) {
 		w := httptest.NewRecorder()
 		status := rf.startSession(w, httptest.NewRequest(http.MethodGet, "/login", nil), header)
 		cookies := (&http.Response{Header: w.Header()}).Cookies()
-		var p struct { // what startSession reads, sub of any type
-			Sub    any            `json:"sub"`
-			Claims map[string]any `json:"claims"`
+		var top map[string]any // names exact
+		parsed := json.Unmarshal([]byte(header), &top) == nil && namesExactAndOnce(header)
+		sub, isString := top["sub"].(string)
+		if _, ok := top["claims"].(map[string]any); top["claims"] != nil && !ok {
+			parsed = false
 		}
-		parsed := json.Unmarshal([]byte(header), &p) == nil
-		sub, isString := p.Sub.(string)
 		switch status {
 		case 0:
 			if !parsed || !isString || sub == "" {
@@ -78,6 +80,32 @@ func FuzzStartSession(f *testing.F) {
 			t.Fatalf("issue %q: status %d", header, status)
 		}
 	})
+}
+
+// namesExactAndOnce reports whether a JSON object's top-level names are
+// each given once and none is "sub" or "claims" in another case.
+func namesExactAndOnce(object string) bool {
+	dec := json.NewDecoder(strings.NewReader(object))
+	if _, err := dec.Token(); err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, _ := tok.(string)
+		if err != nil || seen[name] {
+			return false
+		}
+		seen[name] = true
+		if name != "sub" && name != "claims" && (strings.EqualFold(name, "sub") || strings.EqualFold(name, "claims")) {
+			return false
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // FuzzParseCaddyfile: any session_gate block either fails with an error

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -50,7 +53,8 @@ type RefresherConfig struct {
 	Store StoreConfig `json:"store,omitempty"`
 
 	// Response header with which the site starts a session: a JSON object
-	// {"sub":"…","claims":{…}}. It is always removed from the response.
+	// {"sub":"…","claims":{…}}, names exact and each given once. It is
+	// always removed from the response.
 	// Default: Session-Gate-Issue
 	IssueHeader string `json:"issue_header,omitempty"`
 
@@ -342,18 +346,68 @@ func (rf *refresher) serveJWKS(w http.ResponseWriter, r *http.Request) error {
 
 // issuePayload is what the site sends in issue_header to start a session.
 type issuePayload struct {
-	Sub    string         `json:"sub"`
-	Claims map[string]any `json:"claims"`
+	Sub    string
+	Claims map[string]any
+}
+
+// parseIssue reads an issue header: one JSON object with "sub" (a string)
+// and "claims" (an object), names exact (docs/behaviour.md, "Starting and
+// ending sessions"). encoding/json alone matches names ignoring case and
+// keeps the last of two, so {"sub":"a","Sub":"b"} would name b; here a name
+// given twice, or "sub" or "claims" in another case, refuses the header.
+// Other names are ignored.
+func parseIssue(header string) (issuePayload, error) {
+	var p issuePayload
+	dec := json.NewDecoder(strings.NewReader(header))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return p, errors.New("issue header: not a JSON object")
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return p, fmt.Errorf("issue header: %w", err)
+		}
+		name := tok.(string)
+		if slices.Contains(names, name) {
+			return p, fmt.Errorf("issue header: %q given twice", name)
+		}
+		names = append(names, name)
+		var dst any
+		switch {
+		case name == "sub":
+			dst = &p.Sub
+		case name == "claims":
+			dst = &p.Claims
+		case strings.EqualFold(name, "sub") || strings.EqualFold(name, "claims"):
+			return p, fmt.Errorf("issue header: %q: names are exact (sub, claims)", name)
+		default:
+			dst = new(json.RawMessage)
+		}
+		if err := dec.Decode(dst); err != nil {
+			return p, fmt.Errorf("issue header: %w", err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return p, fmt.Errorf("issue header: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return p, errors.New("issue header: data after the object")
+	}
+	return p, nil
 }
 
 // startSession creates a session from an issue_header value and sets its
 // cookies on w. It returns 0 on success, else the status that replaces the
 // site's answer: 502 for a malformed header, 503 when the store is down.
 func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, header string) int {
-	var p issuePayload
-	if err := json.Unmarshal([]byte(header), &p); err != nil || p.Sub == "" {
+	p, err := parseIssue(header)
+	if err == nil && p.Sub == "" {
+		err = errors.New(`issue header: no "sub", or an empty one`)
+	}
+	if err != nil {
 		rf.logger.Error("malformed issue header from the site; no session started",
-			zap.Bool("json_ok", err == nil), zap.String("path", r.URL.Path))
+			zap.String("error", err.Error()), zap.String("path", r.URL.Path))
 		return http.StatusBadGateway
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

@@ -254,6 +254,14 @@ func TestRefresherSessionStart(t *testing.T) {
 		"empty sub":      `{"sub":""}`,
 		"not an object":  `["alice"]`,
 		"sub not string": `{"sub":42}`,
+		// Names are exact: encoding/json alone would take any case, and the
+		// last of two spellings.
+		"SUB in capitals":    `{"SUB":"mallory"}`,
+		"Sub beside sub":     `{"sub":"alice","Sub":"mallory"}`,
+		"sub given twice":    `{"sub":"alice","sub":"mallory"}`,
+		"Claims in capitals": `{"sub":"alice","Claims":{"role":"admin"}}`,
+		"claims given twice": `{"sub":"alice","claims":{"role":"x"},"claims":{"role":"admin"}}`,
+		"trailing data":      `{"sub":"alice"} {"sub":"mallory"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, c := startSession(t, base, &issue)
