@@ -106,3 +106,17 @@ func (cs cookieSettings) cookie(name, value, path string, maxAge int, secure boo
 		SameSite: http.SameSiteLaxMode,
 	}
 }
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -339,69 +338,6 @@ func (g *Gate) setDefaults() {
 	}
 }
 
-// verifierConfig expands placeholders in the key settings and loads key files.
-func (g *Gate) verifierConfig() (session.VerifierConfig, error) {
-	repl := caddy.NewReplacer()
-	cfg := session.VerifierConfig{
-		Algorithms: g.Algorithms,
-		Issuer:     g.Issuer,
-		Audience:   g.Audience,
-		Leeway:     time.Duration(g.Leeway),
-		Logger:     g.logger,
-	}
-	for _, s := range g.Secrets {
-		key, err := parseSecretSetting(repl, s)
-		if err != nil {
-			return cfg, fmt.Errorf("session_gate: secret: %w", err)
-		}
-		cfg.Secrets = append(cfg.Secrets, key)
-	}
-	for _, pk := range g.PublicKeys {
-		key, err := loadPublicKey(repl.ReplaceKnown(pk.File, ""))
-		if err != nil {
-			return cfg, fmt.Errorf("session_gate: public_key %s: %w", pk.File, err)
-		}
-		cfg.PublicKeys = append(cfg.PublicKeys, session.PublicKey{Key: key, KID: pk.KID})
-	}
-	for _, j := range g.JWKS {
-		cfg.JWKS = append(cfg.JWKS, repl.ReplaceKnown(j, ""))
-	}
-	cfg.OIDCIssuer = repl.ReplaceKnown(g.OIDCIssuer, "")
-	return cfg, nil
-}
-
-// requiredIssuer is the "iss" the gate requires, and so the one its own
-// tokens carry: issuer, or else the OpenID provider's.
-func (g *Gate) requiredIssuer() string {
-	if g.Issuer != "" {
-		return g.Issuer
-	}
-	return g.OIDCIssuer
-}
-
-// parseSecretSetting expands placeholders ({env.X}, {file.path}) in a secret
-// setting and decodes it. The error never repeats the secret.
-func parseSecretSetting(repl *caddy.Replacer, setting string) ([]byte, error) {
-	expanded, err := repl.ReplaceOrErr(setting, true, true)
-	if err != nil {
-		return nil, fmt.Errorf("expanding placeholders: %w", err)
-	}
-	return session.ParseSecret(strings.TrimRight(expanded, "\r\n"))
-}
-
-// readKeyFile reads a key file named in the configuration.
-func readKeyFile(file string) ([]byte, error) {
-	return os.ReadFile(file)
-}
-
-func loadPublicKey(file string) (any, error) {
-	data, err := readKeyFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return session.ParsePublicKeyPEM(data)
-}
-
 // provisionPaths prepares the login targets and the public matcher.
 func (g *Gate) provisionPaths(ctx caddy.Context) error {
 	var err error
@@ -457,15 +393,6 @@ func (g *Gate) Validate() error {
 		}
 	}
 	return nil
-}
-
-var errNoKey = errors.New("session_gate: no key to verify tokens: set secret, public_key, jwks or oidc_issuer")
-
-// hasKey reports whether the gate has a key to verify tokens with (a
-// refresher's own signing key counts).
-func (g *Gate) hasKey() bool {
-	return len(g.Secrets) > 0 || len(g.PublicKeys) > 0 || len(g.JWKS) > 0 || g.OIDCIssuer != "" ||
-		(g.Refresher != nil && g.Refresher.hasKey())
 }
 
 // checkRefreshSource refuses two answerers for refresh_path. It looks at the
@@ -672,20 +599,6 @@ func fingerprint(token string) string {
 	}
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:6])
-}
-
-// validCookieName reports whether name is an RFC 6265 token.
-func validCookieName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Interface guards
