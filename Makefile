@@ -42,6 +42,7 @@ FUZZ_TARGETS = \
 	.:FuzzPathReadings \
 	./session:FuzzVerify \
 	./refresh:FuzzParseRefresh \
+	./refresh:FuzzBoltRecord \
 	./interstitial:FuzzCaptureForm
 
 fuzz:

@@ -412,7 +412,7 @@ func (rf *refresher) startSession(w http.ResponseWriter, r *http.Request, header
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	tokens, err := rf.core.Start(ctx, p.Sub, p.Claims)
+	tokens, err := rf.core.Start(ctx, p.Sub, p.Claims, r.UserAgent())
 	if err != nil {
 		rf.logger.Error("starting a session failed", zap.Error(err))
 		return http.StatusServiceUnavailable

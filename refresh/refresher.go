@@ -161,8 +161,10 @@ func NewRefresher(cfg RefresherConfig) (*Refresher, error) {
 // Start begins a session for subject and returns its first tokens. claims
 // are copied into every access token of the session, except the reserved
 // names sub, sid, iat, exp, nbf, iss, aud and jti, which are dropped (the
-// refresher sets them). A store failure wraps ErrStoreUnavailable.
-func (r *Refresher) Start(ctx context.Context, subject string, claims map[string]any) (Tokens, error) {
+// refresher sets them). userAgent is the sign-in's User-Agent header: the
+// session keeps the device it names (DeviceName), read once, here. A store
+// failure wraps ErrStoreUnavailable.
+func (r *Refresher) Start(ctx context.Context, subject string, claims map[string]any, userAgent string) (Tokens, error) {
 	if subject == "" {
 		return Tokens{}, errors.New("refresher: a session needs a subject")
 	}
@@ -187,6 +189,7 @@ func (r *Refresher) Start(ctx context.Context, subject string, claims map[string
 		Created: now,
 		Expires: now.Add(r.refreshTTL),
 		Current: hash,
+		Device:  DeviceName(userAgent),
 	}
 	if err := r.store.Create(ctx, &s); err != nil {
 		return Tokens{}, err
@@ -289,7 +292,8 @@ func (r *Refresher) RevokeSession(ctx context.Context, sessionID string) (found 
 
 // Sessions returns subject's live sessions (not revoked, not expired),
 // oldest first. A Session's RotatedAt is when it was last refreshed (zero
-// when never). A store failure wraps ErrStoreUnavailable.
+// when never; LastSeen tells either). A store failure wraps
+// ErrStoreUnavailable.
 func (r *Refresher) Sessions(ctx context.Context, subject string) ([]Session, error) {
 	return r.store.Sessions(ctx, subject, r.now())
 }

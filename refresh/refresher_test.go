@@ -65,7 +65,7 @@ func TestRefreshStartAndRotate(t *testing.T) {
 	}
 	start, err := r.Start(ctx, "alice", map[string]any{
 		"role": "admin", "sub": "mallory", "exp": 1, "sid": "forged", "jti": "x", "aud": "evil",
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRefreshForgedTokenDoesNotRevoke(t *testing.T) {
 	clock := newTestClock()
 	st := &countingStore{Store: NewMemoryStore()}
 	r := newTestRefresher(t, st, clock)
-	start, err := r.Start(ctx, "alice", nil)
+	start, err := r.Start(ctx, "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestRefreshSharedAcrossInstances(t *testing.T) {
 	clock := newTestClock()
 	st := NewMemoryStore()
 	a, b := newTestRefresher(t, st, clock), newTestRefresher(t, st, clock)
-	start, err := a.Start(ctx, "alice", nil)
+	start, err := a.Start(ctx, "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestRefreshReuseLogsWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, _ := r.Start(ctx, "alice", nil)
+	start, _ := r.Start(ctx, "alice", nil, "")
 	next, err := r.Refresh(ctx, start.Refresh)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestRefreshStoreUnavailable(t *testing.T) {
 	clock := newTestClock()
 	st := NewMemoryStore()
 	r := newTestRefresher(t, st, clock)
-	start, err := r.Start(context.Background(), "alice", nil)
+	start, err := r.Start(context.Background(), "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRefreshStoreUnavailable(t *testing.T) {
 	if _, err := r.Refresh(context.Background(), start.Refresh); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Refresh on a closed store: %v", err)
 	}
-	if _, err := r.Start(context.Background(), "alice", nil); !errors.Is(err, ErrStoreUnavailable) {
+	if _, err := r.Start(context.Background(), "alice", nil, ""); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Start on a closed store: %v", err)
 	}
 }
@@ -253,14 +253,14 @@ func TestRefreshConfig(t *testing.T) {
 	if r.accessTTL != 15*time.Minute || r.refreshTTL != 720*time.Hour || r.grace != 30*time.Second {
 		t.Fatalf("defaults %v %v %v", r.accessTTL, r.refreshTTL, r.grace)
 	}
-	if _, err := r.Start(context.Background(), "", nil); err == nil {
+	if _, err := r.Start(context.Background(), "", nil, ""); err == nil {
 		t.Error("empty subject accepted")
 	}
 
 	// A negative grace means none: the old token is reuse at once.
 	clock := newTestClock()
 	r, _ = NewRefresher(RefresherConfig{Store: NewMemoryStore(), Signer: sg, ReuseGrace: -1, Now: clock.Now})
-	start, _ := r.Start(context.Background(), "a", nil)
+	start, _ := r.Start(context.Background(), "a", nil, "")
 	next, err := r.Refresh(context.Background(), start.Refresh)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestRefreshLostReply(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
 	r := newTestRefresher(t, NewMemoryStore(), clock)
-	start, err := r.Start(ctx, "alice", nil)
+	start, err := r.Start(ctx, "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestRefreshLostReply(t *testing.T) {
 	}
 
 	// Theft: the lost successor turns up later (someone else had the reply).
-	start, _ = r.Start(ctx, "bob", nil)
+	start, _ = r.Start(ctx, "bob", nil, "")
 	lost, _ = r.Refresh(ctx, start.Refresh)
 	clock.Advance(DefaultReuseGrace)
 	again, _ = r.Refresh(ctx, start.Refresh)
@@ -323,7 +323,7 @@ func TestRefreshTheftAfterSuccessorUsed(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
 	r := newTestRefresher(t, NewMemoryStore(), clock)
-	stolen, _ := r.Start(ctx, "alice", nil)
+	stolen, _ := r.Start(ctx, "alice", nil, "")
 	victim, err := r.Refresh(ctx, stolen.Refresh)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func BenchmarkRefresh(b *testing.B) {
 			ctx := context.Background()
 			clock := newTestClock()
 			r := newTestRefresher(b, mk.open(b), clock)
-			tk, err := r.Start(ctx, "bench", map[string]any{"role": "user"})
+			tk, err := r.Start(ctx, "bench", map[string]any{"role": "user"}, "")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -384,10 +384,10 @@ func TestRefreshSessionsOfASubject(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
 	r := newTestRefresher(t, NewMemoryStore(), clock)
-	first, _ := r.Start(ctx, "alice", nil)
+	first, _ := r.Start(ctx, "alice", nil, "")
 	clock.Advance(time.Minute)
-	second, _ := r.Start(ctx, "alice", nil)
-	if _, err := r.Start(ctx, "bob", nil); err != nil {
+	second, _ := r.Start(ctx, "alice", nil, "")
+	if _, err := r.Start(ctx, "bob", nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Minute)

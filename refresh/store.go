@@ -51,6 +51,22 @@ type Session struct {
 	// Revoked sessions are kept until they expire so that a late
 	// presentation can be logged, but they never refresh.
 	Revoked bool
+	// Device names the browser and system the session was started from
+	// ("Firefox on Linux", see DeviceName); "" when unknown, as for a
+	// session stored before devices were recorded.
+	Device string
+}
+
+// LastSeen is when the session was last refreshed: its last rotation, or
+// its start before the first. A refresh answered within the grace (another
+// tab, a retry) is not written down: it came less than the grace period
+// after the rotation, and recording it would cost a store write on every
+// such refresh, when many tabs refresh at once.
+func (s *Session) LastSeen() time.Time {
+	if s.RotatedAt.IsZero() {
+		return s.Created
+	}
+	return s.RotatedAt
 }
 
 // Outcome is what a rotation attempt found.

@@ -565,10 +565,10 @@ func fromBoltTime(n uint64) time.Time {
 	return time.Unix(0, int64(n))
 }
 
-// The record layout, version 1. A binary layout rather than JSON because
+// The record layout, version 2. A binary layout rather than JSON because
 // every rotation decodes and encodes one, inside the writer lock.
 //
-//	0      version (1)
+//	0      version (2; 1 in files written before devices were recorded)
 //	1:9    generation
 //	9:17   created   (Unix ns)
 //	17:25  expires   (Unix ns)
@@ -576,9 +576,14 @@ func fromBoltTime(n uint64) time.Time {
 //	33     flags (bit 0: revoked)
 //	34:66  current hash
 //	66:98  previous hash
-//	98:    uvarint len(subject), subject, then the claims as JSON (may be empty)
+//	98:    uvarint len(subject), subject, then (version 2 only) uvarint
+//	       len(device), device, then the claims as JSON (may be empty)
+//
+// Version 1 records are read as sessions without a device; a rotation or a
+// revocation writes them again as version 2.
 const (
-	boltVersion    = 1
+	boltVersion1   = 1
+	boltVersion    = 2
 	boltHeaderSize = 98
 )
 
@@ -590,7 +595,7 @@ func encodeBoltSession(s *Session) ([]byte, error) {
 			return nil, fmt.Errorf("session claims: %w", err)
 		}
 	}
-	v := make([]byte, boltHeaderSize, boltHeaderSize+binary.MaxVarintLen64+len(s.Subject)+len(claims))
+	v := make([]byte, boltHeaderSize, boltHeaderSize+2*binary.MaxVarintLen64+len(s.Subject)+len(s.Device)+len(claims))
 	v[0] = boltVersion
 	binary.BigEndian.PutUint64(v[1:], s.Generation)
 	binary.BigEndian.PutUint64(v[9:], boltTime(s.Created))
@@ -603,24 +608,35 @@ func encodeBoltSession(s *Session) ([]byte, error) {
 	copy(v[66:98], s.Previous[:])
 	v = binary.AppendUvarint(v, uint64(len(s.Subject)))
 	v = append(v, s.Subject...)
+	v = binary.AppendUvarint(v, uint64(len(s.Device)))
+	v = append(v, s.Device...)
 	return append(v, claims...), nil
 }
 
 // boltRecordSubject reads only the subject of a record, for the index.
 func boltRecordSubject(v []byte) (string, error) {
-	if len(v) < boltHeaderSize || v[0] != boltVersion {
+	if len(v) < boltHeaderSize || (v[0] != boltVersion && v[0] != boltVersion1) {
 		return "", errors.New("unreadable record (version or length)")
 	}
-	rest := v[boltHeaderSize:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || uint64(len(rest)-w) < n {
+	sub, _, ok := boltString(v[boltHeaderSize:])
+	if !ok {
 		return "", errors.New("unreadable record (subject)")
 	}
-	return string(rest[w : w+int(n)]), nil
+	return sub, nil
+}
+
+// boltString reads a uvarint length and that many bytes from the front of
+// b, and returns them with what follows.
+func boltString(b []byte) (s string, rest []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return "", nil, false
+	}
+	return string(b[w : w+int(n)]), b[w+int(n):], true
 }
 
 func decodeBoltSession(id string, v []byte) (Session, error) {
-	if len(v) < boltHeaderSize || v[0] != boltVersion {
+	if len(v) < boltHeaderSize || (v[0] != boltVersion && v[0] != boltVersion1) {
 		return Session{}, fmt.Errorf("session %s: unreadable record (version or length)", id)
 	}
 	s := Session{
@@ -633,15 +649,21 @@ func decodeBoltSession(id string, v []byte) (Session, error) {
 	}
 	copy(s.Current[:], v[34:66])
 	copy(s.Previous[:], v[66:98])
-	rest := v[boltHeaderSize:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || uint64(len(rest)-w) < n {
+	var (
+		rest = v[boltHeaderSize:]
+		ok   bool
+	)
+	if s.Subject, rest, ok = boltString(rest); !ok {
 		return Session{}, fmt.Errorf("session %s: unreadable record (subject)", id)
 	}
-	s.Subject = string(rest[w : w+int(n)])
-	if claims := rest[w+int(n):]; len(claims) > 0 {
+	if v[0] == boltVersion {
+		if s.Device, rest, ok = boltString(rest); !ok {
+			return Session{}, fmt.Errorf("session %s: unreadable record (device)", id)
+		}
+	}
+	if len(rest) > 0 {
 		var err error
-		if s.Claims, err = decodeSessionClaims(claims); err != nil {
+		if s.Claims, err = decodeSessionClaims(rest); err != nil {
 			return Session{}, fmt.Errorf("session %s: %w", id, err)
 		}
 	}

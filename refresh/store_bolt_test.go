@@ -23,7 +23,7 @@ func TestStoreBoltReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := newTestRefresher(t, st, clock).Start(ctx, "alice", map[string]any{"big": int64(1) << 60})
+	start, err := newTestRefresher(t, st, clock).Start(ctx, "alice", map[string]any{"big": int64(1) << 60}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestStoreBoltIndexBuiltForOldFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := newTestRefresher(t, st, clock).Start(ctx, "alice", nil)
+	start, err := newTestRefresher(t, st, clock).Start(ctx, "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +255,86 @@ func TestStoreBoltIndexBuiltForOldFile(t *testing.T) {
 	if n, err := r.RevokeSubject(ctx, "alice"); err != nil || n != 1 {
 		t.Fatalf("RevokeSubject on an old file: %d, %v", n, err)
 	}
+}
+
+// TestStoreBoltVersion1Record: a record written before devices were
+// recorded (layout version 1: no device field) is read, listed and
+// refreshed as a session without a device, and its claims survive.
+func TestStoreBoltVersion1Record(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	clock := newTestClock()
+	st := openTestBolt(t, path)
+	r := newTestRefresher(t, st, clock)
+	start, err := r.Start(ctx, "alice", map[string]any{"role": "admin"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the record as version 1 wrote it: the same bytes without the
+	// device's length (a single 0 for no device).
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		v := bytes.Clone(tx.Bucket(boltSessions).Get([]byte(start.SessionID)))
+		at := boltHeaderSize + 1 + len("alice")
+		if v[0] != boltVersion || v[boltHeaderSize] != byte(len("alice")) || v[at] != 0 {
+			t.Fatalf("unexpected version 2 record %x", v)
+		}
+		v[0] = boltVersion1
+		v = append(v[:at], v[at+1:]...)
+		return tx.Bucket(boltSessions).Put([]byte(start.SessionID), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := r.Sessions(ctx, "alice")
+	if err != nil || len(ss) != 1 || ss[0].Device != "" || ss[0].Claims["role"] != "admin" {
+		t.Fatalf("a version 1 record: %+v, %v", ss, err)
+	}
+	clock.Advance(time.Minute)
+	next, err := r.Refresh(ctx, start.Refresh)
+	if err != nil || next.Refresh == "" {
+		t.Fatalf("refreshing a version 1 record: %+v, %v", next, err)
+	}
+	g, ok, err := getSession(ctx, st, start.SessionID)
+	if err != nil || !ok || g.Device != "" || g.Claims["role"] != "admin" || !g.LastSeen().Equal(clock.Now()) {
+		t.Fatalf("after the refresh: %+v, %v, %v", g, ok, err)
+	}
+	_ = st.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(boltSessions).Get([]byte(start.SessionID)); v[0] != boltVersion {
+			t.Errorf("the rotation wrote version %d, want %d", v[0], boltVersion)
+		}
+		return nil
+	})
+}
+
+// FuzzBoltRecord: any bytes decode to a session or an error, never a panic,
+// and a session encoded and decoded comes back the same.
+func FuzzBoltRecord(f *testing.F) {
+	now := time.Unix(1700000000, 0)
+	for _, s := range []Session{
+		{ID: "a", Subject: "alice", Created: now, Expires: now.Add(time.Hour), Device: "Firefox on Linux"},
+		{ID: "b", Subject: "b\x00ob", Created: now, Expires: now.Add(time.Hour), Claims: map[string]any{"role": "admin"}},
+	} {
+		v, err := encodeBoltSession(&s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(v, s.Subject, s.Device)
+	}
+	f.Fuzz(func(t *testing.T, record []byte, subject, device string) {
+		if s, err := decodeBoltSession("x", record); err == nil {
+			if sub, err := boltRecordSubject(record); err != nil || sub != s.Subject {
+				t.Fatalf("subject %q, %v; the record decodes with %q", sub, err, s.Subject)
+			}
+		}
+		in := Session{ID: "x", Subject: subject, Device: device, Created: now, Expires: now.Add(time.Hour), Generation: 3, Revoked: true}
+		v, err := encodeBoltSession(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := decodeBoltSession("x", v)
+		if err != nil || out.Subject != subject || out.Device != device || out.Generation != 3 || !out.Revoked ||
+			!out.Created.Equal(in.Created) || !out.Expires.Equal(in.Expires) {
+			t.Fatalf("round trip of %+v: %+v, %v", in, out, err)
+		}
+	})
 }

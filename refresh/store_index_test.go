@@ -274,7 +274,7 @@ func TestStoreRevocationFeed(t *testing.T) {
 			w := watchRevocations(t, b)
 			r := newTestRefresher(t, a, clock)
 
-			signedOut, _ := r.Start(ctx, "judy", nil)
+			signedOut, _ := r.Start(ctx, "judy", nil, "")
 			began := time.Now()
 			if found, err := a.RevokeSession(ctx, signedOut.SessionID); err != nil || !found {
 				t.Fatalf("RevokeSession: %v, %v", found, err)
@@ -285,8 +285,8 @@ func TestStoreRevocationFeed(t *testing.T) {
 			}
 			t.Logf("%s: revocation told to the other handle %v after RevokeSession began", mk.name, arrived.Sub(began))
 
-			one, _ := r.Start(ctx, "kate", nil)
-			two, _ := r.Start(ctx, "kate", nil)
+			one, _ := r.Start(ctx, "kate", nil, "")
+			two, _ := r.Start(ctx, "kate", nil, "")
 			if n, err := a.RevokeSubject(ctx, "kate", clock.Now()); err != nil || n != 2 {
 				t.Fatalf("RevokeSubject = %d, %v", n, err)
 			}
@@ -297,7 +297,7 @@ func TestStoreRevocationFeed(t *testing.T) {
 			}
 
 			// Theft revokes, so it is told too.
-			stolen, _ := r.Start(ctx, "liam", nil)
+			stolen, _ := r.Start(ctx, "liam", nil, "")
 			next, _ := r.Refresh(ctx, stolen.Refresh)
 			if _, err := r.Refresh(ctx, next.Refresh); err != nil {
 				t.Fatal(err)

@@ -34,7 +34,9 @@ const DefaultRedisPrefix = "session_gate:"
 // none), gen, cur, prev (raw 32-byte hashes), created, exp, rot (Unix
 // microseconds as decimal text, rot 0 before the first rotation), rev ("1"
 // once revoked), idx (how long the user index is known to outlive the
-// session, Unix microseconds; absent in sessions written before the index).
+// session, Unix microseconds; absent in sessions written before the index),
+// dev (the device, see DeviceName; absent in sessions written before
+// devices were recorded, which read as "").
 //
 // The user index is a set per subject, "<prefix>user:<sub>", of session ids.
 // A user's sessions hash to different slots of a Redis Cluster, and their
@@ -73,11 +75,12 @@ const DefaultRedisPrefix = "session_gate:"
 // (µs), new TTL (ms), generation carried by the presented token, the
 // revocation channel, the revocation message.
 // Returns {outcome} when there is no session, else {outcome, sub, claims,
-// gen, cur, prev, created, exp, rot, rev, extend} after the step, extend
-// being 1 when the user index must be made to outlive the new expiry.
+// gen, cur, prev, created, exp, rot, rev, extend, dev} after the step,
+// extend being 1 when the user index must be made to outlive the new
+// expiry, dev false (nil) when the session has no device field.
 var redisRotate = redis.NewScript(`
 local k = KEYS[1]
-local v = redis.call('HMGET', k, 'sub', 'claims', 'gen', 'cur', 'prev', 'created', 'exp', 'rot', 'rev', 'idx')
+local v = redis.call('HMGET', k, 'sub', 'claims', 'gen', 'cur', 'prev', 'created', 'exp', 'rot', 'rev', 'idx', 'dev')
 if not v[4] then return {0} end
 local now = tonumber(ARGV[3])
 local outcome
@@ -110,7 +113,7 @@ end
 if (outcome == 1 or outcome == 4) and tonumber(v[7]) > tonumber(v[10] or '0') then
   extend = 1
 end
-return {outcome, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], extend}
+return {outcome, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], extend, v[11]}
 `)
 
 // redisRevoke revokes a session if it exists, publishing the revocation
@@ -355,6 +358,7 @@ func (r *RedisStore) Create(ctx context.Context, s *Session) error {
 			"rot", redisTime(s.RotatedAt),
 			"rev", redisBool(s.Revoked),
 			"idx", redisTime(s.Expires.Add(ttl)),
+			"dev", s.Device,
 		)
 		p.PExpire(ctx, k, ttl)
 		return nil
@@ -472,7 +476,7 @@ func parseRedisRotate(id string, res []any) (o Outcome, s Session, extend bool, 
 	if len(res) == 1 {
 		return Outcome(n), Session{}, false, nil
 	}
-	if len(res) != 11 {
+	if len(res) != 12 {
 		return Unknown, Session{}, false, fmt.Errorf("script reply has %d fields", len(res))
 	}
 	f := make([]string, 9)
@@ -482,7 +486,8 @@ func parseRedisRotate(id string, res []any) (o Outcome, s Session, extend bool, 
 		}
 	}
 	ext, _ := res[10].(int64)
-	s, err = redisSession(id, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8])
+	dev, _ := res[11].(string) // nil: no device recorded
+	s, err = redisSession(id, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], dev)
 	return Outcome(n), s, ext == 1, err
 }
 
@@ -501,7 +506,7 @@ func (r *RedisStore) get(ctx context.Context, id string) (Session, bool, error) 
 	if _, ok := m["cur"]; !ok {
 		return Session{}, false, nil
 	}
-	s, err := redisSession(id, m["sub"], m["claims"], m["gen"], m["cur"], m["prev"], m["created"], m["exp"], m["rot"], m["rev"])
+	s, err := redisSession(id, m["sub"], m["claims"], m["gen"], m["cur"], m["prev"], m["created"], m["exp"], m["rot"], m["rev"], m["dev"])
 	if err != nil {
 		return Session{}, false, storeUnavailable("get", err)
 	}
@@ -560,7 +565,7 @@ func (r *RedisStore) Sessions(ctx context.Context, subject string, now time.Time
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, r.key(id), "sub", "claims", "gen", "cur", "prev", "created", "exp", "rot", "rev")
+			cmds[i] = p.HMGet(ctx, r.key(id), "sub", "claims", "gen", "cur", "prev", "created", "exp", "rot", "rev", "dev")
 		}
 		return nil
 	})
@@ -572,10 +577,12 @@ func (r *RedisStore) Sessions(ctx context.Context, subject string, now time.Time
 		dead []string
 	)
 	for i, c := range cmds {
-		f := make([]string, 9)
+		f := make([]string, 10)
 		gone := false
 		for j, v := range c.Val() {
-			if f[j], _ = v.(string); v == nil {
+			// dev (the last field) is absent in sessions stored before
+			// devices were recorded; any other field missing means gone.
+			if f[j], _ = v.(string); v == nil && j < 9 {
 				gone = true
 			}
 		}
@@ -583,7 +590,7 @@ func (r *RedisStore) Sessions(ctx context.Context, subject string, now time.Time
 			dead = append(dead, ids[i])
 			continue
 		}
-		s, err := redisSession(ids[i], f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8])
+		s, err := redisSession(ids[i], f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9])
 		switch {
 		case err != nil:
 			r.log.Error("unreadable session record", zap.String("session_id", ids[i]), zap.Error(err))
@@ -719,8 +726,8 @@ func (r *RedisStore) Close() error {
 	return r.client.Close()
 }
 
-func redisSession(id, sub, claims, gen, cur, prev, created, exp, rot, rev string) (Session, error) {
-	s := Session{ID: id, Subject: sub, Revoked: rev == "1"}
+func redisSession(id, sub, claims, gen, cur, prev, created, exp, rot, rev, dev string) (Session, error) {
+	s := Session{ID: id, Subject: sub, Revoked: rev == "1", Device: dev}
 	var err error
 	if len(cur) != 32 || len(prev) != 32 {
 		return Session{}, fmt.Errorf("session %s: malformed hash fields", id)

@@ -26,7 +26,7 @@ func redisTestSession(t *testing.T, prefix string) (*testRedisServer, *Refresher
 	}
 	t.Cleanup(func() { st.Close() })
 	r := newTestRefresher(t, st, newTestClock())
-	start, err := r.Start(context.Background(), "alice", nil)
+	start, err := r.Start(context.Background(), "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestStoreRedisOutage(t *testing.T) {
 		do   func() error
 	}{
 		{"refresh", func() error { _, err := r.Refresh(ctx, start.Refresh); return err }},
-		{"start", func() error { _, err := r.Start(ctx, "bob", nil); return err }},
+		{"start", func() error { _, err := r.Start(ctx, "bob", nil, ""); return err }},
 		{"revoke", func() error { _, err := r.RevokeSession(ctx, start.SessionID); return err }},
 	} {
 		began := time.Now()
@@ -69,7 +69,7 @@ func TestStoreRedisOutage(t *testing.T) {
 	)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		tk, err = r.Start(ctx, "carol", nil)
+		tk, err = r.Start(ctx, "carol", nil, "")
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -105,7 +105,7 @@ func TestStoreRedisLayout(t *testing.T) {
 	clock := newTestClock()
 	sg, _ := NewHMACSigner(testSecret)
 	r, _ := NewRefresher(RefresherConfig{Store: st, Signer: sg, Now: clock.Now, RefreshTTL: 2 * time.Hour})
-	start, err := r.Start(ctx, "alice", map[string]any{"role": "admin"})
+	start, err := r.Start(ctx, "alice", map[string]any{"role": "admin"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestStoreRedisUserIndexLayout(t *testing.T) {
 	clock := newTestClock()
 	sg, _ := NewHMACSigner(testSecret)
 	r, _ := NewRefresher(RefresherConfig{Store: st, Signer: sg, Now: clock.Now, RefreshTTL: time.Hour})
-	start, err := r.Start(ctx, "alice", nil)
+	start, err := r.Start(ctx, "alice", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestStoreRedisRevocationFeedReconnects(t *testing.T) {
 		err error
 	)
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if tk, err = r.Start(ctx, "alice", nil); err == nil || time.Now().After(deadline) {
+		if tk, err = r.Start(ctx, "alice", nil, ""); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond) // polling for Redis to answer again
@@ -336,16 +336,21 @@ func TestStoreRedisClusterIndexAndFeed(t *testing.T) {
 	clock := newTestClock()
 	r := newTestRefresher(t, a, clock)
 
-	var ids []string
+	var (
+		ids  []string
+		seen []time.Time
+	)
 	nodes := map[string]bool{}
 	for range 8 {
-		tk, err := r.Start(ctx, "alice", nil)
+		tk, err := r.Start(ctx, "alice", nil, iPhoneSafari)
 		if err != nil {
 			t.Fatal(err)
 		}
+		clock.Advance(time.Second)
 		if _, err := r.Refresh(ctx, tk.Refresh); err != nil {
 			t.Fatal(err)
 		}
+		seen = append(seen, clock.Now())
 		ids = append(ids, tk.SessionID)
 		slot, err := cluster.KeySlot(a.key(tk.SessionID))
 		if err != nil {
@@ -364,6 +369,10 @@ func TestStoreRedisClusterIndexAndFeed(t *testing.T) {
 	for i, s := range ss {
 		if s.ID != ids[i] {
 			t.Fatalf("session %d is %s, want %s (oldest first)", i, s.ID, ids[i])
+		}
+		if s.Device != "Safari on iPhone" || !s.LastSeen().Equal(seen[i]) || !s.Created.Equal(seen[i].Add(-time.Second)) {
+			t.Fatalf("session %d: device %q, created %v, last seen %v; want Safari on iPhone, %v, %v",
+				i, s.Device, s.Created, s.LastSeen(), seen[i].Add(-time.Second), seen[i])
 		}
 	}
 
@@ -409,4 +418,43 @@ func TestStoreRedisWatcherBetweenRevokeAndRecord(t *testing.T) {
 	// The revoking call goes on to record it, and the watcher must hear.
 	st.record(ctx, []revocation{{"s1", now}})
 	w.next(t, "s1", time.Now().Add(2*time.Second))
+}
+
+// iPhoneSafari is the User-Agent of Safari on an iPhone.
+const iPhoneSafari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+
+// TestStoreRedisSessionWithoutDevice: a session hash written before devices
+// were recorded (no dev field) is listed, read and refreshed as a session
+// without a device, not taken for a session that is gone.
+func TestStoreRedisSessionWithoutDevice(t *testing.T) {
+	ctx := context.Background()
+	srv := startTestRedis(t)
+	st := openTestRedis(t, srv, "old:")
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	clock := newTestClock()
+	r := newTestRefresher(t, st, clock)
+	start, err := r.Start(ctx, "alice", nil, iPhoneSafari)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := st.key(start.SessionID)
+	if dev, err := raw.HGet(ctx, key, "dev").Result(); err != nil || dev != "Safari on iPhone" {
+		t.Fatalf("dev field = %q, %v", dev, err)
+	}
+	if err := raw.HDel(ctx, key, "dev").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := r.Sessions(ctx, "alice")
+	if err != nil || len(ss) != 1 || ss[0].ID != start.SessionID || ss[0].Device != "" {
+		t.Fatalf("sessions of an old record: %+v, %v", ss, err)
+	}
+	clock.Advance(time.Minute)
+	next, err := r.Refresh(ctx, start.Refresh)
+	if err != nil || next.Refresh == "" {
+		t.Fatalf("refresh of an old record: %+v, %v", next, err)
+	}
+	if g, ok, err := getSession(ctx, st, start.SessionID); err != nil || !ok || g.Device != "" || !g.LastSeen().Equal(clock.Now()) {
+		t.Fatalf("old record after a refresh: %+v, %v, %v", g, ok, err)
+	}
 }

@@ -124,6 +124,7 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 			Created: now,
 			Expires: now.Add(testTTL),
 			Current: h(fmt.Sprintf("%d/0", n)),
+			Device:  "Firefox on Linux",
 		}
 		if err := st.Create(ctx, &s); err != nil {
 			t.Fatalf("Create: %v", err)
@@ -181,6 +182,56 @@ func runStoreConformance(t *testing.T, mk storeMaker) {
 		}
 		if got.Claims["role"] != "admin" {
 			t.Fatalf("claims lost: %v", got.Claims)
+		}
+	})
+
+	t.Run("created, last seen and device are kept", func(t *testing.T) {
+		s := newSession(t)
+		bare := Session{ID: s.ID + "-bare", Subject: "alice", Created: s.Created, Expires: s.Expires, Current: h(s.ID + "-bare")}
+		if err := st.Create(ctx, &bare); err != nil {
+			t.Fatal(err)
+		}
+		listed := func(t *testing.T, id string) Session {
+			t.Helper()
+			ss, err := st.Sessions(ctx, "alice", clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range ss {
+				if l.ID == id {
+					return l
+				}
+			}
+			t.Fatalf("session %s not listed", id)
+			return Session{}
+		}
+		for _, g := range []Session{get(t, s.ID), listed(t, s.ID)} {
+			if g.Device != "Firefox on Linux" || !g.Created.Equal(s.Created) || !g.LastSeen().Equal(s.Created) {
+				t.Fatalf("new session: device %q, created %v, last seen %v; want Firefox on Linux, %v twice", g.Device, g.Created, g.LastSeen(), s.Created)
+			}
+		}
+		if g := listed(t, bare.ID); g.Device != "" {
+			t.Fatalf("a session stored without a device reads device %q", g.Device)
+		}
+		clock.Advance(time.Minute)
+		seen := clock.Now()
+		got, o := rot(t, s.ID, 0, s.Current, h(s.ID+"/1"))
+		if o != Rotated {
+			t.Fatalf("outcome %v", o)
+		}
+		// A refresh within the grace does not move last_seen: it is
+		// within the grace of the rotation, which is what is kept.
+		clock.Advance(testGrace / 2)
+		if _, o := rot(t, s.ID, 0, s.Current, h(s.ID+"/other")); o != Grace {
+			t.Fatalf("outcome %v, want grace", o)
+		}
+		for _, g := range []Session{got, get(t, s.ID), listed(t, s.ID)} {
+			if g.Device != "Firefox on Linux" || !g.Created.Equal(s.Created) || !g.LastSeen().Equal(seen) {
+				t.Fatalf("after a refresh: device %q, created %v, last seen %v; want Firefox on Linux, %v, %v", g.Device, g.Created, g.LastSeen(), s.Created, seen)
+			}
+		}
+		if _, err := st.RevokeSession(ctx, bare.ID); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -407,7 +458,7 @@ func TestStoreRefreshConcurrent(t *testing.T) {
 			ctx := context.Background()
 			clock := newTestClock()
 			r := newTestRefresher(t, mk.open(t), clock)
-			start, err := r.Start(ctx, "bob", nil)
+			start, err := r.Start(ctx, "bob", nil, "")
 			if err != nil {
 				t.Fatal(err)
 			}
