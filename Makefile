@@ -1,10 +1,11 @@
 # session_gate: `make test` installs what the tests need (chromium,
 # redis-server) where it is missing, then runs every test against real Caddy,
-# Redis and Chromium. `make demo` runs the demo site of Caddyfile.example.
+# Redis and Chromium. `make demo` runs the demo site of Caddyfile.example;
+# `make xcaddy-check` builds Caddy with xcaddy as xcaddy.md says.
 
 GO ?= go
 
-.PHONY: test deps vet demo bench benchgo fuzz soak soak-results
+.PHONY: test deps vet demo xcaddy-check bench benchgo fuzz soak soak-results
 
 # Every package under the race detector; the fuzz targets' seed corpora run
 # as ordinary tests.
@@ -21,6 +22,12 @@ vet:
 
 demo:
 	$(GO) run ./cmd/caddy run --config Caddyfile.example
+
+# xcaddy.md's shell blocks as printed, in an empty directory, this checkout
+# standing in for the repository's address; then the Caddy they built must
+# list the module and validate Caddyfile.example. A first build takes minutes.
+xcaddy-check:
+	./scripts/xcaddy-check.sh
 
 # Go benchmarks of the verifier, the cache and the handler.
 benchgo:
