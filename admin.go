@@ -52,18 +52,29 @@ func (a adminSessions) Routes() []caddy.AdminRoute {
 	}
 }
 
+// unknownDevice is what a person or an operator is shown for a session
+// whose device is not known.
+const unknownDevice = "Unknown device"
+
 // sessionJSON is one session as the admin API shows it. Refreshed is null
-// before the first refresh.
+// before the first refresh; LastSeen is the last refresh or, before one,
+// the start. Device is "" when unknown (a session started before devices
+// were recorded, or a client whose User-Agent names nothing known).
 type sessionJSON struct {
 	SID       string     `json:"sid"`
 	Sub       string     `json:"sub"`
+	Device    string     `json:"device"`
 	Created   time.Time  `json:"created"`
+	LastSeen  time.Time  `json:"last_seen"`
 	Refreshed *time.Time `json:"refreshed"`
 	Expires   time.Time  `json:"expires"`
 }
 
 func toSessionJSON(s refresh.Session) sessionJSON {
-	j := sessionJSON{SID: s.ID, Sub: s.Subject, Created: s.Created.UTC(), Expires: s.Expires.UTC()}
+	j := sessionJSON{
+		SID: s.ID, Sub: s.Subject, Device: s.Device,
+		Created: s.Created.UTC(), LastSeen: s.LastSeen().UTC(), Expires: s.Expires.UTC(),
+	}
 	if !s.RotatedAt.IsZero() {
 		r := s.RotatedAt.UTC()
 		j.Refreshed = &r

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
 			store bolt `+filepath.Join(t.TempDir(), "sessions.db")+`
 			refresh_ttl 1h`))
 	base := inst.base()
-	a1, r1 := startAs(t, base, "alice")
+	a1, r1 := signIn(t, base, "alice", firefoxLinux)
 	a2, r2 := startAs(t, base, "alice")
 	b1, _ := startAs(t, base, "bob")
 	// One of alice's sessions has been refreshed once.
@@ -85,7 +86,7 @@ func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
 		t.Fatalf("alice's sessions %v, want %v", sids(list), want)
 	}
 	raw := adminDo(t, inst, "GET", "/session-gate/sessions?sub=alice").body
-	for _, field := range []string{`"sid":`, `"sub":"alice"`, `"created":"`, `"refreshed":`, `"expires":"`} {
+	for _, field := range []string{`"sid":`, `"sub":"alice"`, `"device":"Firefox on Linux"`, `"created":"`, `"last_seen":"`, `"refreshed":`, `"expires":"`} {
 		if !strings.Contains(raw, field) {
 			t.Errorf("session list %s lacks %s", raw, field)
 		}
@@ -96,6 +97,12 @@ func TestAdminAPIWithBoltHeldByCaddy(t *testing.T) {
 		}
 		if refreshed := s.SID == sidOf(t, a2); refreshed != (s.Refreshed != nil) {
 			t.Errorf("session %s: refreshed %v, want a time only for the refreshed session", s.SID, s.Refreshed)
+		}
+		if s.Refreshed != nil && !s.LastSeen.Equal(*s.Refreshed) || s.Refreshed == nil && !s.LastSeen.Equal(s.Created) {
+			t.Errorf("session %s: last seen %v, want the refresh %v or else the start %v", s.SID, s.LastSeen, s.Refreshed, s.Created)
+		}
+		if first := s.SID == sidOf(t, a1); first != (s.Device == "Firefox on Linux") {
+			t.Errorf("session %s: device %q, want Firefox on Linux only for the session signed in from Firefox", s.SID, s.Device)
 		}
 	}
 
@@ -164,7 +171,7 @@ func TestSessionsCommand(t *testing.T) {
 	inst := runCaddy(t, "sessions", refresherSite(backend, `
 			store bolt `+filepath.Join(t.TempDir(), "sessions.db")+`
 			refresh_ttl 1h`))
-	bob, _ := startAs(t, inst.base(), "bob")
+	bob, _ := signIn(t, inst.base(), "bob", safariIPhone)
 	other, _ := startAs(t, inst.base(), "bob")
 	sessionsCLI := func(args ...string) cliResult {
 		t.Helper()
@@ -174,7 +181,9 @@ func TestSessionsCommand(t *testing.T) {
 	// The admin address from --address, and from the running config.
 	for _, where := range [][]string{{"--address", inst.adminAddr()}, {"--config", inst.config, "--adapter", "caddyfile"}} {
 		res := sessionsCLI(append([]string{"list", "--sub", "bob"}, where...)...)
-		if res.code != 0 || !strings.Contains(res.stdout, "SID") || !strings.Contains(res.stdout, sidOf(t, bob)) || !strings.Contains(res.stdout, sidOf(t, other)) {
+		if res.code != 0 || !strings.Contains(res.stdout, "SID") || !strings.Contains(res.stdout, "LAST SEEN") ||
+			!strings.Contains(res.stdout, sidOf(t, bob)) || !strings.Contains(res.stdout, sidOf(t, other)) ||
+			!regexp.MustCompile(sidOf(t, bob)+`\s+bob\s+Safari on iPhone\s`).MatchString(res.stdout) {
 			t.Fatalf("sessions list %v: exit %d, stdout %q, stderr %q", where, res.code, res.stdout, res.stderr)
 		}
 	}

@@ -2,6 +2,7 @@ package sessiongate
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -193,9 +194,10 @@ reload.
 		Use:   "list --sub <user> [--json] [--address <interface>] [--config <path> [--adapter <name>]]",
 		Short: "Lists a user's live sessions",
 		Long: `
-Lists the live sessions of a user: session id, when it started, when it
-was last refreshed, and when it ends unless refreshed again. --json prints
-the admin API's answer as it is.
+Lists the live sessions of a user: session id, the device it was started
+on (the browser and system its User-Agent named), when it started, when it
+was last refreshed (its start, before the first refresh), and when it ends
+unless refreshed again. --json prints the admin API's answer as it is.
 `,
 		Args: cobra.NoArgs,
 		RunE: runE(cmdSessionsList),
@@ -624,13 +626,10 @@ func cmdSessionsList(fl caddycmd.Flags) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SID\tSUB\tCREATED\tREFRESHED\tEXPIRES")
+	fmt.Fprintln(tw, "SID\tSUB\tDEVICE\tCREATED\tLAST SEEN\tEXPIRES")
 	for _, s := range list {
-		refreshed := "never"
-		if s.Refreshed != nil {
-			refreshed = s.Refreshed.Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.SID, s.Sub, s.Created.Format(time.RFC3339), refreshed, s.Expires.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SID, s.Sub, cmp.Or(s.Device, unknownDevice),
+			s.Created.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
