@@ -37,9 +37,9 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyht
 
 // serveSignout answers signout_path with the internal refresher: it revokes
 // the session named by the access token (an expired one too, when its
-// signature checks), or with everywhere=1 every session of its user, and
-// clears the cookies. Without a refresher the site (or the auth backend
-// behind it) owns sign-out.
+// signature checks), or with everywhere=1 and an unexpired token every
+// session of its user, and clears the cookies. Without a refresher the site
+// (or the auth backend behind it) owns sign-out.
 func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if status := endpointRefusal(r); status != 0 {
 		return refuse(w, status)
@@ -47,12 +47,21 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.refresher == nil {
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
-	sid, sub := g.signedSession(r)
+	res := g.judge(r)
 	var err error
-	if sub != "" && wantsEverywhere(r) {
-		err = g.refresher.signOutEverywhere(r.Context(), sid, sub)
-	} else {
-		err = g.refresher.revoke(r.Context(), sid)
+	switch everywhere := wantsEverywhere(r); {
+	case everywhere && res.Verdict == session.Valid:
+		err = g.refresher.signOutEverywhere(r.Context(), res.SessionID, res.Subject)
+	case everywhere && res.Verdict == session.Expired:
+		// An expired token proves only that its holder once had this
+		// session (it may be a year old, or a thief's): ending every session
+		// of the person takes a fresh one, which the refresh brings.
+		g.logDenial(r, res)
+		return g.answerExpired(w, r, res)
+	case res.Verdict == session.Valid || res.Verdict == session.Expired:
+		err = g.refresher.revoke(r.Context(), res.SessionID)
+	default:
+		err = g.refresher.revoke(r.Context(), "") // nothing to end; the cookies are cleared all the same
 	}
 	if err != nil {
 		return writeStoreDown(w)
@@ -64,13 +73,14 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 	return writeJSON(w, http.StatusOK, bodyOK)
 }
 
-// signedSession is the "sid" and "sub" of the request's access token when
-// its signature checks (valid or expired), else "".
-func (g *Gate) signedSession(r *http.Request) (sid, sub string) {
-	if res := g.judge(r); res.Verdict == session.Valid || res.Verdict == session.Expired {
-		return res.SessionID, res.Subject
+// answerExpired is the answer to an expired session on an endpoint: the
+// interstitial for a navigation or a form post (it refreshes and sends the
+// request again), else 401 "try refresh token".
+func (g *Gate) answerExpired(w http.ResponseWriter, r *http.Request, res session.Result) error {
+	if isNavigation(r) || isFormNavigation(r) {
+		return g.serveInterstitial(w, r, res)
 	}
-	return "", ""
+	return g.writeUnauthorizedAPI(w, r, res, bodyTryRefresh)
 }
 
 // wantsEverywhere reports whether a sign-out asks to end every session of

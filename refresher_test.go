@@ -474,6 +474,100 @@ func TestSignoutRevokesTheSession(t *testing.T) {
 	})
 }
 
+// TestSignoutWithAnExpiredToken: an expired access token (its signature
+// checks) still signs its own session out, but never every session of the
+// person: everywhere=1 needs an unexpired token, and otherwise gets the
+// expired answer (401 "try refresh token", or the interstitial, which
+// refreshes and sends the sign-out again) with nothing revoked. A token a
+// year old must not sign anyone out on other devices.
+func TestSignoutWithAnExpiredToken(t *testing.T) {
+	backend := issueBackend(t)
+	base := site(t, refresherSite(backend, `
+			store memory
+			refresh_ttl 1h`))
+	expiredFor := func(access string, age time.Duration) string {
+		sid, _ := hsClaims(t, access)["sid"].(string)
+		if sid == "" {
+			t.Fatal("no sid in the access token")
+		}
+		return token(t, jwt.MapClaims{"sub": "alice", "sid": sid, "iat": time.Now().Add(-age - time.Hour).Unix(), "exp": time.Now().Add(-age).Unix()})
+	}
+	signout := func(target, access string, nav bool) reply {
+		req := newRequest(t, "POST", base+target, nil)
+		if nav {
+			asNavigation(req)
+		} else {
+			asAPI(req)
+		}
+		return do(t, withCookie(req, "sAccessToken", access))
+	}
+	// stillLive refreshes each session and returns the rotated refresh tokens.
+	stillLive := func(what string, refreshTokens ...string) []string {
+		t.Helper()
+		var next []string
+		for i, r := range refreshTokens {
+			got, c := postRefresh(t, base, r)
+			_, rotated := wantRotated(t, fmt.Sprintf("%s: session %d", what, i), got, c)
+			next = append(next, rotated)
+		}
+		return next
+	}
+
+	for _, c := range []struct {
+		name string
+		age  time.Duration
+		nav  bool
+	}{
+		{"api, a minute old", time.Minute, false},
+		{"api, a year old", 365 * 24 * time.Hour, false},
+		{"navigation, a minute old", time.Minute, true},
+	} {
+		t.Run("everywhere: "+c.name, func(t *testing.T) {
+			phone, phoneRefresh := mustStart(t, base)
+			_, laptopRefresh := mustStart(t, base)
+			got := signout("/signout?everywhere=1", expiredFor(phone, c.age), c.nav)
+			if got.status != http.StatusUnauthorized {
+				t.Fatalf("status %d %q, want 401", got.status, got.body)
+			}
+			if c.nav && !strings.Contains(got.header.Get("Content-Type"), "text/html") {
+				t.Errorf("navigation: Content-Type %q, want the interstitial", got.header.Get("Content-Type"))
+			}
+			if !c.nav && got.body != `{"message":"try refresh token"}` {
+				t.Errorf("api: body %q, want try refresh token", got.body)
+			}
+			if cleared := cookieMap(t, got.header); len(cleared) != 0 {
+				t.Errorf("cookies touched: %q", got.header.Values("Set-Cookie"))
+			}
+			stillLive("after a refused sign-out everywhere", phoneRefresh, laptopRefresh)
+		})
+	}
+
+	t.Run("without everywhere: only its own session", func(t *testing.T) {
+		phone, phoneRefresh := mustStart(t, base)
+		_, laptopRefresh := mustStart(t, base)
+		got := signout("/signout", expiredFor(phone, 365*24*time.Hour), false)
+		if got.status != 200 {
+			t.Fatalf("signout: %d %q, want 200", got.status, got.body)
+		}
+		wantCleared(t, "signout", cookieMap(t, got.header))
+		got, c := postRefresh(t, base, phoneRefresh)
+		wantRefused(t, "the signed-out session", got, c)
+		stillLive("the other device", laptopRefresh)
+	})
+
+	t.Run("everywhere with an unexpired token", func(t *testing.T) {
+		phone, phoneRefresh := mustStart(t, base)
+		_, laptopRefresh := mustStart(t, base)
+		if got := signout("/signout?everywhere=1", phone, false); got.status != 200 {
+			t.Fatalf("signout: %d %q, want 200", got.status, got.body)
+		}
+		for what, r := range map[string]string{"phone": phoneRefresh, "laptop": laptopRefresh} {
+			got, c := postRefresh(t, base, r)
+			wantRefused(t, what+" after sign-out everywhere", got, c)
+		}
+	})
+}
+
 // writePrivateKey writes key as a PKCS#8 PEM file in a temp dir.
 func writePrivateKey(t *testing.T, key any) string {
 	t.Helper()
