@@ -552,8 +552,10 @@ func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) 
 }
 
 // Sessions for operators: a person signed in on two devices (two browser
-// contexts) signs out everywhere on one; the other, whose access token has
-// not expired, goes to login on its next click.
+// contexts) signs out everywhere on one, whose access token has expired
+// meanwhile: the sign-out gets the interstitial, which refreshes and sends
+// it again with a fresh token. The other device, whose access token has not
+// expired, goes to login on its next click.
 func testSignOutEverywhere(t *testing.T, browser context.Context) {
 	base := site(t, `
 	session_gate {
@@ -584,7 +586,7 @@ func testSignOutEverywhere(t *testing.T, browser context.Context) {
 		browsertest.WaitJS(t, tab, where, "/account Hello, Alice (alice)")
 		return tab, reqs
 	}
-	laptop, _ := signIn("laptop")
+	laptop, laptopReqs := signIn("laptop")
 	phone, phoneReqs := signIn("phone")
 	phoneAccess := cookies(t, phone, base)["sAccessToken"]
 	claims := hsClaims(t, phoneAccess)
@@ -594,11 +596,20 @@ func testSignOutEverywhere(t *testing.T, browser context.Context) {
 	if claims["sid"] == hsClaims(t, cookies(t, laptop, base)["sAccessToken"])["sid"] {
 		t.Fatal("both devices share one session: they must be two")
 	}
+	laptopSID := hsClaims(t, cookies(t, laptop, base)["sAccessToken"])["sid"]
+	setCookie(t, laptop, base, "sAccessToken", token(t, jwt.MapClaims{
+		"sub": "alice", "sid": laptopSID, "exp": time.Now().Add(-time.Minute).Unix(),
+	}), "/")
 
 	if err := chromedp.Do(laptop, chromedp.Click(chromedp.ID("everywhere"))); err != nil {
 		t.Fatalf("laptop: sign out everywhere: %v", err)
 	}
 	browsertest.WaitJS(t, laptop, where, "/login Please sign in")
+	checkRequests(t, laptopReqs, map[string]int{
+		"POST /signout 401":        1, // expired: the interstitial, nothing revoked yet
+		"POST /refreshsession 200": 1,
+		"POST /signout 303":        1, // sent again with the fresh token
+	})
 
 	// The phone still holds its unexpired access token; its next click
 	// goes through the interstitial, whose refresh fails, to login.
