@@ -215,6 +215,7 @@ func TestCommandManners(t *testing.T) {
 			t.Errorf("caddy %s: exit %d, stdout %q, stderr %q; want a failure saying %q, then the usage", strings.Join(args, " "), res.code, res.stdout, res.stderr, want)
 		}
 	}
+	wantErrorLine(t, "an unknown flag", runCLI(t, nil, "", "session-gate", "token", "--config", caddyfile, "--user", "a"), "unknown flag: --user")
 	if res := runCLI(t, nil, "", "session-gate", "--help"); res.code != 0 || !strings.Contains(res.stdout, "Tools for operating session_gate") {
 		t.Errorf("session-gate --help: exit %d, stdout %q", res.code, res.stdout)
 	}
