@@ -2,7 +2,9 @@ package sessiongate
 
 import (
 	"crypto/tls"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -46,4 +48,57 @@ func TestEndpointRefusal(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
+}
+
+// TestEndpointOriginSchemeBehindATrustedProxy: behind a TLS-terminating
+// proxy that trusted_proxies trusts, the browser's scheme is the one the
+// proxy names, so an Origin with the other scheme is another site, as
+// for the cookies' Secure. Without a trusted word on the scheme, either is
+// accepted (docs/behaviour.md, "The refresh endpoint").
+func TestEndpointOriginSchemeBehindATrustedProxy(t *testing.T) {
+	const body = `
+	session_gate {
+		secret "` + testSecret + `"
+	}
+	respond "reached the site"
+`
+	trusted := siteWithGlobal(t, "servers {\n\t\ttrusted_proxies static 127.0.0.0/8 ::1\n\t}", body)
+	check := func(base string, cases []struct {
+		proto, scheme string
+		want          int
+	}) {
+		t.Helper()
+		host := strings.TrimPrefix(base, "http://")
+		for _, c := range cases {
+			req := newRequest(t, "POST", base+"/refreshsession", nil)
+			req.Header.Set("Origin", c.scheme+"://"+host)
+			if c.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", c.proto)
+			}
+			if got := do(t, req); got.status != c.want {
+				t.Errorf("X-Forwarded-Proto %q, Origin %s://: %d %q, want %d", c.proto, c.scheme, got.status, got.body, c.want)
+			}
+		}
+	}
+	check(trusted, []struct {
+		proto, scheme string
+		want          int
+	}{
+		{"https", "http", http.StatusForbidden},
+		{"https", "https", http.StatusOK},
+		{"HTTPS", "http", http.StatusForbidden},
+		{"http", "https", http.StatusForbidden},
+		{"http", "http", http.StatusOK},
+		{"", "http", http.StatusOK},
+		{"", "https", http.StatusOK},
+	})
+	untrusted := site(t, body)
+	check(untrusted, []struct {
+		proto, scheme string
+		want          int
+	}{
+		{"https", "http", http.StatusOK}, // the client's word counts for nothing
+		{"https", "https", http.StatusOK},
+		{"http", "https", http.StatusOK},
+	})
 }

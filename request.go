@@ -70,21 +70,21 @@ func isFormNavigation(r *http.Request) bool {
 }
 
 // sameOrigin reports whether an Origin header names this site. The host must
-// match exactly (default ports aside); the scheme must be https when the
-// request came over TLS. Over plain HTTP either scheme is accepted, since a
-// TLS-terminating proxy in front of Caddy is common.
+// match exactly (default ports aside); the scheme must be the one the
+// browser used when the gate knows it (browserScheme: TLS, or a trusted
+// proxy's word), as for the cookies' Secure. Over plain HTTP with no trusted
+// word either scheme is accepted: a TLS-terminating proxy that
+// trusted_proxies does not name is common, and the browser's Sec-Fetch-Site
+// (never same-origin for http against https) still guards.
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
 		return false // "null", opaque origins and garbage
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if r.TLS != nil {
-			return false
-		}
-	default:
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return false
+	}
+	if scheme := browserScheme(r); scheme != "" && u.Scheme != scheme {
 		return false
 	}
 	return strings.EqualFold(stripDefaultPort(u.Host, u.Scheme), stripDefaultPort(r.Host, u.Scheme))
@@ -97,18 +97,33 @@ func stripDefaultPort(host, scheme string) string {
 	return strings.TrimSuffix(host, ":80")
 }
 
-// reachedOverHTTPS reports whether the browser reached the site over https:
-// directly on TLS, or through a proxy that the server's trusted_proxies
-// trusts and that says "X-Forwarded-Proto: https". The header of an
-// untrusted client counts for nothing. Like reverse_proxy, the last
-// X-Forwarded-Proto line is the one a trusted proxy wrote.
+// reachedOverHTTPS reports whether the browser reached the site over https.
 func reachedOverHTTPS(r *http.Request) bool {
+	return browserScheme(r) == "https"
+}
+
+// browserScheme is the scheme by which the browser reached the site, when
+// the gate can know it: "https" directly on TLS; else "https" or "http" as a
+// proxy that the server's trusted_proxies trusts says in X-Forwarded-Proto;
+// else "". The header of an untrusted client counts for nothing. Like
+// reverse_proxy, the last X-Forwarded-Proto line is the one a trusted proxy
+// wrote.
+func browserScheme(r *http.Request) string {
 	if r.TLS != nil {
-		return true
+		return "https"
 	}
 	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
-		return false
+		return ""
 	}
 	protos := r.Header.Values("X-Forwarded-Proto")
-	return len(protos) > 0 && strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
+	if len(protos) == 0 {
+		return ""
+	}
+	switch proto := strings.TrimSpace(protos[len(protos)-1]); {
+	case strings.EqualFold(proto, "https"):
+		return "https"
+	case strings.EqualFold(proto, "http"):
+		return "http"
+	}
+	return ""
 }
