@@ -90,11 +90,18 @@ func (g *Gate) stripClaimHeaders(r *http.Request) {
 // setClaimHeaders gives a valid session's claims to the next handler as
 // headers. A claim the token lacks, or whose text could not travel in a
 // header, sets nothing.
+// The values share one allocation: a header's value slice has room for
+// its one value only, so a handler that adds to it gets a copy.
 func (g *Gate) setClaimHeaders(r *http.Request, res *session.Result) {
+	var vals []string
 	for i := range g.claimHeaders {
 		ch := &g.claimHeaders[i]
 		if c, ok := res.Lookup(ch.claim); ok && validHeaderValue(c.Value) {
-			r.Header[ch.header] = []string{c.Value}
+			if vals == nil {
+				vals = make([]string, 0, len(g.claimHeaders)-i)
+			}
+			vals = append(vals, c.Value)
+			r.Header[ch.header] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
 }

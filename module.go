@@ -11,10 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -278,6 +276,7 @@ func (g *Gate) provisionVerifier(ctx caddy.Context, keys session.VerifierConfig)
 	vctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
 	keys.Now = g.now
+	keys.PlaceholderPrefix = userPlaceholderPrefix
 	v, err := session.NewVerifier(vctx, keys)
 	if err != nil {
 		return fmt.Errorf("session_gate: %w", err)
@@ -460,7 +459,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	res := g.judge(r)
 	countVerdict[res.Verdict].Inc()
 	if res.Verdict == session.Valid {
-		publishUser(r, res) // first, so that the access log of a 403 names the user
+		publishUser(r, &res) // first, so that the access log of a 403 names the user
 		if !g.authorized(r, &res) {
 			g.logDenial(r, session.Result{Verdict: res.Verdict, Reason: "authorize refused the claims"})
 			return g.serveForbidden(w, r)
@@ -490,10 +489,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 
 // judge finds the request's access token and verifies it. Several copies of
 // the cookie (left by an old deployment with another Domain or Path) are all
-// verified, and the best verdict counts.
+// verified, and the best verdict counts. The refresh hint is found in the
+// same pass over the cookies.
 func (g *Gate) judge(r *http.Request) session.Result {
 	var buf [2]string
-	if tokens := g.source.Tokens(r, buf[:0]); len(tokens) > 0 {
+	tokens, hint := g.source.TokensAndCookie(r, buf[:0], g.RefreshHintCookie)
+	if len(tokens) > 0 {
 		best := g.verifyLive(tokens[0])
 		for _, t := range tokens[1:] {
 			if best.Verdict == session.Valid {
@@ -505,7 +506,7 @@ func (g *Gate) judge(r *http.Request) session.Result {
 		}
 		return best
 	}
-	if _, ok := session.CookieValue(r, g.RefreshHintCookie); ok {
+	if hint {
 		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
 	}
 	return session.Result{Verdict: session.Missing, Reason: "no access token"}
@@ -530,51 +531,25 @@ func (g *Gate) isPublic(r *http.Request) bool {
 	return len(g.public) > 0 && matchesEveryReading(g.public, r)
 }
 
-// publishUser sets the placeholders the caddyauth way, so access logs show
-// user_id and php_fastcgi sets REMOTE_USER.
-func publishUser(r *http.Request, res session.Result) {
+// userPlaceholderPrefix names the claims' placeholders the caddyauth way
+// ({http.auth.user.id} is sub), so access logs show user_id and php_fastcgi
+// sets REMOTE_USER.
+const userPlaceholderPrefix = "http.auth.user."
+
+// publishUser makes a valid token's claims the request's placeholders. The
+// replacer asks the token's own lookup function, made once when the token
+// was verified, so that a request sets nothing and boxes nothing: with
+// Caddy's replacer, which has room for one more provider, it allocates
+// nothing at all. A placeholder another handler sets (vars
+// http.auth.user.id) still wins, as Caddy's own providers come first.
+func publishUser(r *http.Request, res *session.Result) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	for _, c := range res.Claims {
-		repl.Set(userKey(c.Name), c.Value)
+	if ph := res.Placeholders(); ph != nil {
+		repl.Map(ph)
 	}
-	repl.Set("http.auth.user.id", res.Subject) // after the claims: a claim named "id" never wins over sub
-}
-
-// userKeys interns the placeholder names of claims, so that publishing a
-// claim does not build its key on every request. The map is copied on write:
-// claim names come from verified tokens, so they are few and soon all known,
-// and readers then take no lock. The cap only guards against an issuer that
-// invents new names forever.
-var (
-	userKeys   atomic.Pointer[map[string]string]
-	userKeysMu sync.Mutex
-)
-
-const maxUserKeys = 512
-
-func userKey(claim string) string {
-	if m := userKeys.Load(); m != nil {
-		if k, ok := (*m)[claim]; ok {
-			return k
-		}
-	}
-	k := "http.auth.user." + claim
-	userKeysMu.Lock()
-	defer userKeysMu.Unlock()
-	old := userKeys.Load()
-	if old != nil && len(*old) >= maxUserKeys {
-		return k
-	}
-	m := make(map[string]string, 8)
-	if old != nil {
-		maps.Copy(m, *old)
-	}
-	m[claim] = k
-	userKeys.Store(&m)
-	return k
 }
 
 // logDenial records why a request was turned away, at Debug: denials are

@@ -43,26 +43,45 @@ func (s Source) Token(r *http.Request) string {
 // old deployment left one with another Domain or Path; the caller judges
 // them all and keeps the best verdict (docs/behaviour.md, "Verdicts").
 func (s Source) Tokens(r *http.Request, buf []string) []string {
+	buf, _ = s.TokensAndCookie(r, buf, "")
+	return buf
+}
+
+// TokensAndCookie is Tokens that also reports, in the same pass over the
+// Cookie header, whether a cookie called other was sent (the refresh hint,
+// which matters when no token is): a request costs one scan of its cookies.
+// With a bearer token, other is not looked for.
+func (s Source) TokensAndCookie(r *http.Request, buf []string, other string) ([]string, bool) {
 	if s.Bearer {
 		if h := r.Header["Authorization"]; len(h) > 0 {
 			if t := bearerToken(h[0]); t != "" {
-				return append(buf, t)
+				return append(buf, t), false
 			}
 		}
 	}
-	if s.Cookie == "" {
-		return buf
+	if s.Cookie == "" && other == "" {
+		return buf, false
 	}
+	found := false
 	for _, line := range r.Header["Cookie"] {
 		for len(line) > 0 {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			if v, ok := cookiePair(part, s.Cookie); ok && v != "" {
-				buf = append(buf, v)
+			name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok {
+				continue
+			}
+			if name == s.Cookie && s.Cookie != "" {
+				if value = unquoteCookie(value); value != "" {
+					buf = append(buf, value)
+				}
+			}
+			if name == other && other != "" {
+				found = true
 			}
 		}
 	}
-	return buf
+	return buf, found
 }
 
 // cookiePair returns the value of one "name=value" cookie pair when its
@@ -72,10 +91,15 @@ func cookiePair(part, name string) (string, bool) {
 	if !ok || k != name {
 		return "", false
 	}
+	return unquoteCookie(v), true
+}
+
+// unquoteCookie removes the double quotes a cookie value may be sent in.
+func unquoteCookie(v string) string {
 	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
+		return v[1 : len(v)-1]
 	}
-	return v, true
+	return v
 }
 
 // CookieValue returns the value of the first cookie called name, as

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -125,5 +126,37 @@ func TestBetterRanksValidOverExpiredOverInvalid(t *testing.T) {
 				t.Errorf("Better(%v, %v) = %v", a, b, got)
 			}
 		}
+	}
+}
+
+// TestTokensAndCookieIsOnePassOfBoth: the one-pass reading finds the copies
+// of the access cookie net/http finds (empty ones aside) and the hint
+// CookieValue finds, whatever the Cookie lines hold.
+func TestTokensAndCookieIsOnePassOfBoth(t *testing.T) {
+	src := Source{Cookie: "sAccessToken", Bearer: true}
+	for _, lines := range [][]string{
+		nil, {"sRefreshHint=1"}, {"sAccessToken=a"}, {"sAccessToken=a; sRefreshHint=1"},
+		{"sRefreshHint=; sAccessToken="}, {"x=1", "sRefreshHint=\"\""}, {"sAccessToken=a", "sAccessToken=b; sRefreshHint"},
+		{"sRefreshHint", "sRefreshHintX=1"}, {"  sRefreshHint = 1 ;sAccessToken=\"q\""},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["Cookie"] = lines
+		tokens, hint := src.TokensAndCookie(r, nil, "sRefreshHint")
+		_, wantHint := CookieValue(r, "sRefreshHint")
+		var want []string
+		for _, c := range r.Cookies() {
+			if c.Name == "sAccessToken" && c.Value != "" {
+				want = append(want, c.Value)
+			}
+		}
+		if fmt.Sprint(tokens) != fmt.Sprint(want) || hint != wantHint {
+			t.Errorf("%q: %q %v, want %q %v", lines, tokens, hint, want, wantHint)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer t")
+	r.Header.Set("Cookie", "sRefreshHint=1")
+	if tokens, _ := src.TokensAndCookie(r, nil, "sRefreshHint"); fmt.Sprint(tokens) != "[t]" {
+		t.Errorf("bearer: %q", tokens)
 	}
 }
