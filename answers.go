@@ -1,9 +1,12 @@
 package sessiongate
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/session-gate/session_gate/interstitial"
 	"github.com/session-gate/session_gate/session"
@@ -72,10 +75,18 @@ func writeSeeOther(w http.ResponseWriter, location string) error {
 	return nil
 }
 
-// writeUnauthorized answers an API call whose session is not usable.
+// writeUnauthorized answers an API call whose session is not usable. It is
+// the answer to every expired or forged token, so its headers cost one
+// allocation: their values share it, and their names are written in their
+// canonical form, which Header.Set would work out again.
 func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error {
-	setUnauthorizedHeaders(w.Header(), reason)
-	return writeJSON(w, http.StatusUnauthorized, body)
+	h := w.Header()
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = bearerChallenge(reason), "no-store", "application/json"
+	h["Www-Authenticate"], h["Cache-Control"], h["Content-Type"] = vals[0:1:1], vals[1:2:2], vals[2:3:3]
+	w.WriteHeader(http.StatusUnauthorized)
+	_, err := w.Write(body)
+	return err
 }
 
 // writeUnauthorizedAPI is writeUnauthorized with what htmx needs to act on
@@ -108,9 +119,41 @@ func htmxReturnPath(r *http.Request) string {
 }
 
 func setUnauthorizedHeaders(h http.Header, reason string) {
-	h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(reason)+`"`)
+	h["Www-Authenticate"] = []string{bearerChallenge(reason)}
 	h.Set("Cache-Control", "no-store")
 }
+
+// bearerChallenge is the WWW-Authenticate value for reason. Reasons are a
+// few fixed phrases, so each challenge is built once and kept (copied on
+// write: readers take no lock); maxChallenges only guards the map.
+func bearerChallenge(reason string) string {
+	if m := challenges.Load(); m != nil {
+		if c, ok := (*m)[reason]; ok {
+			return c
+		}
+	}
+	c := `Bearer error="invalid_token", error_description="` + quoteSafe(reason) + `"`
+	challengesMu.Lock()
+	defer challengesMu.Unlock()
+	old := challenges.Load()
+	if old != nil && len(*old) >= maxChallenges {
+		return c
+	}
+	m := make(map[string]string, 16)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	m[reason] = c
+	challenges.Store(&m)
+	return c
+}
+
+var (
+	challenges   atomic.Pointer[map[string]string]
+	challengesMu sync.Mutex
+)
+
+const maxChallenges = 64
 
 // quoteSafe keeps an error_description inside its quoted-string.
 func quoteSafe(s string) string {

@@ -38,7 +38,8 @@ func isNavigation(r *http.Request) bool {
 // isHTMX reports whether r comes from htmx, whose requests are API calls
 // even when they fetch HTML.
 func isHTMX(r *http.Request) bool {
-	return r.Header.Get("HX-Request") == "true"
+	h := r.Header["Hx-Request"] // canonical: Get would canonicalise "HX-Request" each time
+	return len(h) > 0 && h[0] == "true"
 }
 
 // acceptsGzip reports whether the client takes a gzip body (every browser

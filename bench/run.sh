@@ -8,7 +8,11 @@
 # CASES   hs256 rs256 es256 eddsa    a valid token of that algorithm, sent again and again
 #                                    (the verified-token cache's case: a browser keeps its token)
 #         interstitial               an expired HS256 token on a navigation: the 401 refresh page
+#         expiredapi                 the same expired token on an API call: 401 {"message":"try refresh token"}
 #         nocache                    HS256 with token_cache off: a full verification per request
+#         rs256cold                  RS256 with token_cache off
+#         keycloak keycloakcold      an RS256 token with the 20-odd claims of a Keycloak access token
+#                                    (realm and client roles, scope, profile), cached and with token_cache off
 #         refresher                  HS256 with an internal refresher (memory store): the token
 #                                    carries a "sid", so the revoked-session set is consulted too
 #         Each case runs its own gated Caddy: bench/baseline.Caddyfile with session_gate
@@ -26,7 +30,7 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3} DUR=${DUR:-10s} WARM=${WARM:-2s} CONNS=${CONNS:-64} THREADS=${THREADS:-2}
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(hs256 rs256 es256 eddsa interstitial nocache refresher)
+[ ${#CASES[@]} -gt 0 ] || CASES=(hs256 rs256 es256 eddsa interstitial expiredapi nocache rs256cold keycloak keycloakcold refresher)
 for tool in wrk curl go; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is needed (scripts/test-deps.sh --bench)" >&2; exit 2; }
 done
@@ -68,9 +72,11 @@ start() {
 gated_caddyfile() {
 	local gate
 	case $1 in
-	hs256 | interstitial) gate="secret {file.$BENCH_KEYS/secret.txt}" ;;
+	hs256 | interstitial | expiredapi) gate="secret {file.$BENCH_KEYS/secret.txt}" ;;
 	rs256 | es256 | eddsa) gate="public_key $BENCH_KEYS/$1.pem" ;;
+	keycloak) gate="public_key $BENCH_KEYS/rs256.pem" ;;
 	nocache) gate="secret {file.$BENCH_KEYS/secret.txt}\n\t\t\ttoken_cache off" ;;
+	rs256cold | keycloakcold) gate="public_key $BENCH_KEYS/rs256.pem\n\t\t\ttoken_cache off" ;;
 	refresher) gate="secret {file.$BENCH_KEYS/secret.txt}\n\t\t\trefresher {\n\t\t\t\tstore memory\n\t\t\t}" ;;
 	esac
 	sed "s|^\t\trespond \"ok\" 200|\t\tsession_gate {\n\t\t\t$gate\n\t\t}\n&|" bench/baseline.Caddyfile >"$WORK/gated-$1.Caddyfile"
@@ -112,6 +118,9 @@ case_args() {
 	hs256) echo "/hs256/ hs256.jwt 200" ;;
 	rs256 | es256 | eddsa) echo "/$1/ $1.jwt 200" ;;
 	nocache) echo "/nocache/ hs256.jwt 200" ;;
+	rs256cold) echo "/rs256cold/ rs256.jwt 200" ;;
+	keycloak | keycloakcold) echo "/$1/ keycloak.jwt 200" ;;
+	expiredapi) echo "/api expired.jwt 401" ;;
 	refresher) echo "/refresher/ hs256.jwt 200" ;;
 	interstitial) echo "/page expired.jwt 401" ;;
 	*) echo "bench: unknown case $1" >&2; return 1 ;;
@@ -129,9 +138,13 @@ for c in "${CASES[@]}"; do
 	if [ "$c" = interstitial ]; then
 		hdr+=(-H "Accept: text/html" -H "Accept-Encoding: gzip, deflate, br" -H "Sec-Fetch-Mode: navigate" -H "Sec-Fetch-Dest: document")
 	fi
+	if [ "$c" = expiredapi ]; then
+		hdr+=(-H "Accept: application/json" -H "Sec-Fetch-Mode: cors")
+	fi
 	read -r got wire < <(curl -s --compressed -o "$WORK/body" -w '%{http_code} %{size_download}\n' "${hdr[@]}" "http://127.0.0.1:$PORT_G$path")
 	[ "$got" = "$want" ] || { echo "bench: $c: gated answered $got, want $want" >&2; exit 1; }
 	if [ "$c" = interstitial ]; then grep -q 'Restoring your session' "$WORK/body" || { echo "bench: no interstitial" >&2; exit 1; }; fi
+	if [ "$c" = expiredapi ]; then grep -q 'try refresh token' "$WORK/body" || { echo "bench: expiredapi: not the expired answer" >&2; exit 1; }; fi
 	got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_G$path")
 	[ "${got:0:1}" != 2 ] || { echo "bench: $c: the gate let a request without a token through" >&2; exit 1; }
 

@@ -80,7 +80,7 @@ type Data struct {
 // concurrent use.
 type Page struct {
 	tmpl     *template.Template
-	rendered *otter.Cache[string, *prerendered]
+	rendered *otter.Cache[prerenderKey, *prerendered]
 }
 
 //go:embed page.html
@@ -183,7 +183,8 @@ func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 	if _, err := rand.Read(raw[:]); err != nil {
 		return ErrNonce
 	}
-	d.Nonce = base64.RawURLEncoding.EncodeToString(raw[:])
+	var nonce [24]byte
+	base64.RawURLEncoding.Encode(nonce[:], raw[:])
 	if d.ReturnParam == "" {
 		d.ReturnParam = DefaultReturnParam
 	}
@@ -196,21 +197,32 @@ func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 		}
 	}()
 	buf.Reset()
-	gzipped, err := p.render(buf, d, acceptGzip)
+	length, gzipped, err := p.render(buf, &d, nonce[:], acceptGzip)
 	if err != nil {
 		return fmt.Errorf("interstitial: %w", err)
 	}
 
+	// The values share one allocation; the keys are written in their
+	// canonical form, which Header.Set would otherwise work out again.
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", csp(d.Nonce, loginOrigin(d.LoginURL)))
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Add("Vary", "Accept-Encoding")
+	vals := make([]string, 8)
+	set := func(i int, key, value string) {
+		vals[i] = value
+		h[key] = vals[i : i+1 : i+1]
+	}
+	set(0, "Content-Type", "text/html; charset=utf-8")
+	set(1, "Cache-Control", "no-store")
+	set(2, "X-Content-Type-Options", "nosniff")
+	set(3, "Referrer-Policy", "no-referrer")
+	set(4, "Content-Security-Policy", csp(string(nonce[:]), loginOrigin(d.LoginURL)))
+	set(5, "Content-Length", length)
+	if vary := h["Vary"]; len(vary) > 0 {
+		h["Vary"] = append(vary, "Accept-Encoding")
+	} else {
+		set(6, "Vary", "Accept-Encoding")
+	}
 	if gzipped {
-		h.Set("Content-Encoding", "gzip")
+		set(7, "Content-Encoding", "gzip")
 	}
 	w.WriteHeader(http.StatusUnauthorized)
 	if d.Method != http.MethodHead {
@@ -219,26 +231,31 @@ func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 	return nil
 }
 
-// render writes d's page into buf, from a pre-rendered copy (gzip-compressed
-// when the client takes it) when d's page depends only on its paths.
-func (p *Page) render(buf *bytes.Buffer, d Data, acceptGzip bool) (gzipped bool, err error) {
-	if !cacheable(d) {
-		return false, p.tmpl.Execute(buf, d)
+// render writes d's page with nonce into buf, from a pre-rendered copy
+// (gzip-compressed when the client takes it) when d's page depends only on
+// its paths, and returns its length as text.
+func (p *Page) render(buf *bytes.Buffer, d *Data, nonce []byte, acceptGzip bool) (length string, gzipped bool, err error) {
+	if !cacheable(*d) {
+		d.Nonce = string(nonce)
+		if err := p.tmpl.Execute(buf, *d); err != nil {
+			return "", false, err
+		}
+		return strconv.Itoa(buf.Len()), false, nil
 	}
-	key := prerenderKey(d)
+	key := prerenderKeyOf(d)
 	pr, ok := p.rendered.GetIfPresent(key)
 	if !ok {
-		if pr, err = p.prerender(d); err != nil {
-			return false, err
+		if pr, err = p.prerender(*d); err != nil {
+			return "", false, err
 		}
 		p.rendered.Set(key, pr)
 	}
 	if acceptGzip {
-		pr.writeGzipTo(buf, d.Nonce)
-		return true, nil
+		pr.writeGzipTo(buf, nonce)
+		return pr.gzSizeText, true, nil
 	}
-	pr.writeTo(buf, d.Nonce)
-	return false, nil
+	pr.writeTo(buf, nonce)
+	return pr.sizeText, false, nil
 }
 
 // Close releases the pre-rendered pages.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/maypok86/otter/v2"
@@ -28,6 +29,9 @@ const maxPrerendered = 1024
 type prerendered struct {
 	parts [][]byte // the page split at each occurrence of the nonce
 	size  int      // its length with a nonce in place
+	// sizeText and gzSizeText are the Content-Length of each form: a nonce
+	// is always as long as the sentinel, so they are known in advance.
+	sizeText, gzSizeText string
 	// deflated holds each part compressed on its own (no back-reference
 	// leaves a part), so that a gzip stream can be assembled around a new
 	// nonce without compressing anything per response.
@@ -35,8 +39,8 @@ type prerendered struct {
 	gzSize   int
 }
 
-func newPrerenderCache() (*otter.Cache[string, *prerendered], error) {
-	return otter.New(&otter.Options[string, *prerendered]{MaximumSize: maxPrerendered})
+func newPrerenderCache() (*otter.Cache[prerenderKey, *prerendered], error) {
+	return otter.New(&otter.Options[prerenderKey, *prerendered]{MaximumSize: maxPrerendered})
 }
 
 // cacheable reports whether d's page depends only on its paths.
@@ -44,8 +48,14 @@ func cacheable(d Data) bool {
 	return (d.Method == http.MethodGet || d.Method == http.MethodHead) && d.FormFields == nil && !d.FormDropped
 }
 
-func prerenderKey(d Data) string {
-	return strings.Join([]string{d.RefreshPath, d.LoginURL, d.ReturnPath, d.ReturnParam}, "\x00")
+// prerenderKey is what a cacheable page depends on; a struct, so that
+// looking a page up builds no string.
+type prerenderKey struct {
+	refreshPath, loginURL, returnPath, returnParam string
+}
+
+func prerenderKeyOf(d *Data) prerenderKey {
+	return prerenderKey{d.RefreshPath, d.LoginURL, d.ReturnPath, d.ReturnParam}
 }
 
 // prerender renders d's page with the sentinel nonce and splits it.
@@ -76,6 +86,7 @@ func (p *Page) prerender(d Data) (*prerendered, error) {
 		pr.gzSize += z.Len()
 	}
 	pr.gzSize += len(gzipHeader) + (len(parts)-1)*(storedBlockHeader+len(nonceSentinel)) + len(finalBlock) + 8
+	pr.sizeText, pr.gzSizeText = strconv.Itoa(pr.size), strconv.Itoa(pr.gzSize)
 	return pr, nil
 }
 
@@ -90,7 +101,7 @@ const storedBlockHeader = 5 // BFINAL=0 BTYPE=00, then LEN and NLEN
 // writeGzipTo assembles the gzip-compressed page with nonce into buf: the
 // deflated parts, the nonce in stored (uncompressed) blocks between them, and
 // a trailer whose CRC-32 covers the page as sent.
-func (pr *prerendered) writeGzipTo(buf *bytes.Buffer, nonce string) {
+func (pr *prerendered) writeGzipTo(buf *bytes.Buffer, nonce []byte) {
 	buf.Grow(pr.gzSize)
 	buf.Write(gzipHeader)
 	crc := uint32(0)
@@ -98,23 +109,25 @@ func (pr *prerendered) writeGzipTo(buf *bytes.Buffer, nonce string) {
 	for i, part := range pr.deflated {
 		if i > 0 {
 			buf.Write([]byte{0, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)})
-			buf.WriteString(nonce)
-			crc = crc32.Update(crc, crc32.IEEETable, []byte(nonce))
+			buf.Write(nonce)
+			crc = crc32.Update(crc, crc32.IEEETable, nonce)
 		}
 		buf.Write(part)
 		crc = crc32.Update(crc, crc32.IEEETable, pr.parts[i])
 	}
 	buf.Write(finalBlock)
-	buf.Write(binary.LittleEndian.AppendUint32(nil, crc))
-	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(pr.size+(len(pr.parts)-1)*(n-len(nonceSentinel)))))
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], crc)
+	binary.LittleEndian.PutUint32(trailer[4:], uint32(pr.size+(len(pr.parts)-1)*(n-len(nonceSentinel))))
+	buf.Write(trailer[:])
 }
 
 // writeTo assembles the page with nonce into buf.
-func (pr *prerendered) writeTo(buf *bytes.Buffer, nonce string) {
+func (pr *prerendered) writeTo(buf *bytes.Buffer, nonce []byte) {
 	buf.Grow(pr.size)
 	for i, part := range pr.parts {
 		if i > 0 {
-			buf.WriteString(nonce)
+			buf.Write(nonce)
 		}
 		buf.Write(part)
 	}

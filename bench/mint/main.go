@@ -1,7 +1,8 @@
 // Command mint writes the keys and tokens the load benchmark needs into a
 // directory: an HMAC secret and RSA-2048, ECDSA P-256 and Ed25519 key pairs
 // (public halves as PEM), one valid token per algorithm (an hour to live) and
-// one expired HS256 token for the interstitial path.
+// one expired HS256 token for the interstitial path, and an RS256 token with
+// the 20-odd claims of a Keycloak access token (internal/benchtoken).
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/session-gate/session_gate/internal/benchtoken"
 )
 
 func main() {
@@ -55,6 +58,7 @@ func main() {
 	sign(*dir, "es256.jwt", jwt.SigningMethodES256, ecKey, claims(live))
 	sign(*dir, "eddsa.jwt", jwt.SigningMethodEdDSA, edKey, claims(live))
 	sign(*dir, "expired.jwt", jwt.SigningMethodHS256, secret, claims(now.Add(-time.Minute)))
+	sign(*dir, "keycloak.jwt", jwt.SigningMethodRS256, rsaKey, benchtoken.KeycloakClaims(now, live))
 }
 
 func sign(dir, name string, m jwt.SigningMethod, key any, c jwt.MapClaims) {
