@@ -118,9 +118,10 @@ func htmxReturnPath(r *http.Request) string {
 	return SafeReturnPath(target)
 }
 
-func setUnauthorizedHeaders(h http.Header, reason string) {
+// setChallenge sets the WWW-Authenticate of a 401 whose other headers
+// (Cache-Control among them) its writer sets: the interstitial's.
+func setChallenge(h http.Header, reason string) {
 	h["Www-Authenticate"] = []string{bearerChallenge(reason)}
-	h.Set("Cache-Control", "no-store")
 }
 
 // bearerChallenge is the WWW-Authenticate value for reason. Reasons are a
@@ -187,6 +188,6 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 		data.FormFields = fields
 		data.FormDropped = !replayable
 	}
-	setUnauthorizedHeaders(w.Header(), res.Reason)
+	setChallenge(w.Header(), res.Reason)
 	return g.page.Serve(w, data, acceptsGzip(r))
 }
