@@ -48,6 +48,7 @@ FUZZ_TARGETS = \
 	.:FuzzParseCaddyfile \
 	.:FuzzPathReadings \
 	./session:FuzzVerify \
+	./session:FuzzClaimsReader \
 	./refresh:FuzzParseRefresh \
 	./refresh:FuzzBoltRecord \
 	./interstitial:FuzzCaptureForm
