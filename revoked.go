@@ -11,14 +11,21 @@ import (
 // A valid token whose sid is in the set is refused as expired: the refresh
 // that follows fails and the person goes to login.
 //
-// Readers take no lock: the map is copied on write, and writes (sign-outs,
-// revocations) are rare next to requests. An entry is kept until the last
-// access token of its session has expired; a write drops the entries past
-// that point, so the set holds at most the revocations of one access_ttl.
+// Readers take no lock: sync.Map's lookups are lock-free, and a set with no
+// entry (the usual case) costs one atomic load. A write costs O(1), so
+// revoking a user's n sessions costs O(n), not O(n²) as copying the whole
+// set on each write did. An entry is kept until the last access token of
+// its session has expired; writes drop the entries past that point, at most
+// every sweepEvery, so the set holds at most the revocations of one
+// access_ttl and a fraction, each kept no longer than it could matter: no
+// token of a session outlives its entry's time.
 type revokedSessions struct {
-	sids atomic.Pointer[map[string]time.Time] // sid → when its last access token expires
-	mu   sync.Mutex                           // serialises writers
-	now  func() time.Time
+	sids sync.Map     // sid → time.Time: when its last access token expires
+	size atomic.Int64 // entries in sids; 0 spares has the lookup
+
+	mu        sync.Mutex // serialises writers
+	nextSweep time.Time  // guarded by mu: when a write next drops old entries
+	now       func() time.Time
 	// keep is how long an access token minted just before a revocation
 	// made here may still be valid: access_ttl plus leeway.
 	keep time.Duration
@@ -34,13 +41,20 @@ func newRevokedSessions(accessTTL, leeway time.Duration, now func() time.Time) *
 	return &revokedSessions{keep: accessTTL + leeway, leeway: leeway, now: now}
 }
 
-// has reports whether sid was revoked: one map lookup on the hot path.
+// sweepEvery spaces the writes that walk the set for expired entries, so
+// that a burst of revocations walks it once rather than once each: an
+// eighth of what an entry is kept.
+func (s *revokedSessions) sweepEvery() time.Duration { return s.keep / 8 }
+
+// has reports whether sid was revoked: on the hot path, one atomic load when
+// nothing is revoked, else one lock-free lookup.
 func (s *revokedSessions) has(sid string) bool {
-	m := s.sids.Load()
-	if m == nil {
-		return false
-	}
-	_, ok := (*m)[sid]
+	return s.size.Load() != 0 && s.lookup(sid)
+}
+
+// lookup is has's lookup, apart so that has inlines into the request path.
+func (s *revokedSessions) lookup(sid string) bool {
+	_, ok := s.sids.Load(sid)
 	return ok
 }
 
@@ -60,27 +74,30 @@ func (s *revokedSessions) add(sid string, until time.Time) {
 	} else {
 		until = until.Add(s.leeway)
 	}
+	if !now.Before(s.nextSweep) {
+		s.sweepLocked(now)
+	}
 	if !until.After(now) {
 		return
 	}
-	old := s.sids.Load()
-	m := make(map[string]time.Time, 1+lenOf(old))
-	if old != nil {
-		for k, u := range *old {
-			if u.After(now) {
-				m[k] = u
-			}
-		}
+	old, loaded := s.sids.Load(sid)
+	switch {
+	case !loaded:
+		s.size.Add(1)
+	case !until.After(old.(time.Time)):
+		return
 	}
-	if u, ok := m[sid]; !ok || until.After(u) {
-		m[sid] = until
-	}
-	s.sids.Store(&m)
+	s.sids.Store(sid, until)
 }
 
-func lenOf(m *map[string]time.Time) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
+// sweepLocked drops the entries whose tokens have all expired at now.
+func (s *revokedSessions) sweepLocked(now time.Time) {
+	s.nextSweep = now.Add(s.sweepEvery())
+	s.sids.Range(func(sid, until any) bool {
+		if !until.(time.Time).After(now) {
+			s.sids.Delete(sid)
+			s.size.Add(-1)
+		}
+		return true
+	})
 }

@@ -1,8 +1,10 @@
 package sessiongate
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,6 +42,54 @@ func TestRevokedSessionsKeepsEntriesUntilTheirTokensExpire(t *testing.T) {
 	if set.has("b") || set.has("d") || !set.has("e") {
 		t.Errorf("an hour later: b %v d %v e %v, want only e", set.has("b"), set.has("d"), set.has("e"))
 	}
+	if n := set.size.Load(); n != 1 {
+		t.Errorf("an hour later the set holds %d entries, want 1", n)
+	}
+}
+
+// Revocations told by the feed on several goroutines at once (as a store's
+// watchers may be) while requests look sids up: every one is in the set
+// afterwards, and none that was not added is.
+func TestRevokedSessionsConcurrentWriters(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	set := newRevokedSessions(15*time.Minute, 0, func() time.Time { return now })
+	const writers, each = 4, 250
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if set.has("never") {
+				t.Error("has a sid never added")
+				return
+			}
+		}
+	})
+	var writes sync.WaitGroup
+	for w := range writers {
+		writes.Go(func() {
+			for i := range each {
+				set.add(fmt.Sprintf("w%d-%d", w, i), now.Add(time.Minute))
+			}
+		})
+	}
+	writes.Wait()
+	close(stop)
+	wg.Wait()
+	for w := range writers {
+		for i := range each {
+			if sid := fmt.Sprintf("w%d-%d", w, i); !set.has(sid) {
+				t.Fatalf("%s missing after its revocation", sid)
+			}
+		}
+	}
+	if n := set.size.Load(); n != writers*each {
+		t.Errorf("size %d, want %d", n, writers*each)
+	}
 }
 
 // A signed-out session's access token is refused at once, as expired (its
@@ -71,4 +121,55 @@ func TestSignoutRefusesTheAccessTokenAtOnce(t *testing.T) {
 	got, c := postRefresh(t, base, refresh)
 	wantRefused(t, "the refresh that follows", got, c)
 	wantUser(t, "alice's other session", base, other, "user=alice role=x")
+}
+
+// Revoking a user with many sessions adds each of them to the set: the
+// whole batch must cost O(n), not O(n) per session (issue #19). The has
+// benchmarks are the hot path's lookup, for a sid that is not in a set of
+// 0 and of 1,000 entries, and for one that is.
+func BenchmarkRevokedSessions(b *testing.B) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	sids := make([]string, 1000)
+	for i := range sids {
+		sids[i] = fmt.Sprintf("%032x", i)
+	}
+	b.Run("add-1000", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			set := newRevokedSessions(15*time.Minute, 0, func() time.Time { return now })
+			for _, sid := range sids {
+				set.add(sid, time.Time{})
+			}
+		}
+	})
+	for _, n := range []int{0, 1000} {
+		set := newRevokedSessions(15*time.Minute, 0, func() time.Time { return now })
+		for _, sid := range sids[:n] {
+			set.add(sid, time.Time{})
+		}
+		miss := strings.Repeat("f", 32)
+		b.Run(fmt.Sprintf("has-miss-%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if set.has(miss) {
+						b.Error("has a sid never added")
+					}
+				}
+			})
+		})
+		if n > 0 {
+			b.Run(fmt.Sprintf("has-hit-%d", n), func(b *testing.B) {
+				hit := strings.Clone(sids[n/2])
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if !set.has(hit) {
+							b.Error("lacks a sid added")
+						}
+					}
+				})
+			})
+		}
+	}
 }

@@ -63,7 +63,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long the load runs")
 	flag.IntVar(&o.people, "people", 500, "simulated people, each with a cookie jar")
 	flag.IntVar(&o.conns, "conns", 256, "concurrent workers, each one request at a time (a tab burst adds its extra tabs)")
-	flag.StringVar(&o.store, "store", "bolt", "refresher store: bolt (in a temp dir) or redis (a redis-server started here)")
+	flag.StringVar(&o.store, "store", "bolt", "refresher store: memory (the reference: no disk, no network), bolt (in a temp dir) or redis (a redis-server started here)")
 	flag.StringVar(&o.fault, "fault", faultNone, "fault injected in the middle: none, redis-restart (store redis), reload, jwks-down")
 	flag.StringVar(&o.caddyBin, "caddy", "", "Caddy binary with session_gate (default: go build ./cmd/caddy)")
 	flag.DurationVar(&o.accessTTL, "access-ttl", 6*time.Second, "the refresher's access_ttl: short, so that people cross expiry")
@@ -75,8 +75,11 @@ func parseFlags() options {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the people's choices (0: random)")
 	flag.Parse()
 	switch {
-	case o.store != "bolt" && o.store != "redis":
-		fatalf("-store must be bolt or redis")
+	case o.store != "memory" && o.store != "bolt" && o.store != "redis":
+		fatalf("-store must be memory, bolt or redis")
+	case o.fault == faultReload && o.store == "memory":
+		// A reload starts a new memory store: every session ends, by design.
+		fatalf("-fault reload needs a store that outlives a reload (bolt or redis)")
 	case o.fault != faultNone && o.fault != faultRedisRestart && o.fault != faultReload && o.fault != faultJWKSDown:
 		fatalf("-fault must be none, redis-restart, reload or jwks-down")
 	case o.fault == faultRedisRestart && o.store != "redis":
@@ -153,7 +156,10 @@ func run(o options, out io.Writer) (bool, error) {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	store := "store bolt " + filepath.Join(dir, "sessions.db")
-	if o.store == "redis" {
+	switch o.store {
+	case "memory":
+		store = "store memory"
+	case "redis":
 		if e.redis, err = startRedis(filepath.Join(dir, "redis"), o.fault == faultRedisRestart); err != nil {
 			return false, err
 		}
