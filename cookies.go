@@ -2,9 +2,13 @@ package sessiongate
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/session-gate/session_gate/refresh"
 )
@@ -16,7 +20,8 @@ type cookieSettings struct {
 	now                   func() time.Time // the gate's clock: cookies live as long as the refresh token
 	access, refresh, hint string
 	refreshPath           string        // the refresh cookie's Path
-	domain                string        // Domain= of every cookie; "" for host-only
+	domain                string        // Domain= of the cookies, in lower case; "" for host-only
+	uncovered             *hostWarnings // the hosts domain does not cover that the log named
 	secure                secureMode    // when cookies carry Secure
 	fallbackTTL           time.Duration // cookie lifetime when a token carries none
 }
@@ -44,9 +49,10 @@ func parseSecureCookies(v string) (secureMode, error) {
 }
 
 // checkCookieDomain accepts a host name (a leading dot is dropped, as
-// browsers do) and refuses what would make a broken Set-Cookie.
+// browsers do; the case is folded) and refuses what would make a broken
+// Set-Cookie.
 func checkCookieDomain(d string) (string, error) {
-	d = strings.TrimPrefix(d, ".")
+	d = strings.ToLower(strings.TrimPrefix(d, "."))
 	if d == "" {
 		return "", nil
 	}
@@ -78,33 +84,113 @@ func (cs cookieSettings) set(w http.ResponseWriter, r *http.Request, t refresh.T
 	if maxAge <= 0 {
 		maxAge = int(cs.fallbackTTL.Seconds())
 	}
-	secure := cs.isSecure(r)
-	http.SetCookie(w, cs.cookie(cs.access, t.Access, "/", maxAge, secure))
+	secure, domain := cs.isSecure(r), cs.domainFor(r)
+	http.SetCookie(w, cookie(cs.access, t.Access, "/", domain, maxAge, secure))
 	if t.Refresh != "" {
-		http.SetCookie(w, cs.cookie(cs.refresh, t.Refresh, cs.refreshPath, maxAge, secure))
+		http.SetCookie(w, cookie(cs.refresh, t.Refresh, cs.refreshPath, domain, maxAge, secure))
 	}
-	http.SetCookie(w, cs.cookie(cs.hint, "1", "/", maxAge, secure))
+	http.SetCookie(w, cookie(cs.hint, "1", "/", domain, maxAge, secure))
 }
 
 // clear expires all three cookies.
 func (cs cookieSettings) clear(w http.ResponseWriter, r *http.Request) {
-	secure := cs.isSecure(r)
-	http.SetCookie(w, cs.cookie(cs.access, "", "/", -1, secure))
-	http.SetCookie(w, cs.cookie(cs.refresh, "", cs.refreshPath, -1, secure))
-	http.SetCookie(w, cs.cookie(cs.hint, "", "/", -1, secure))
+	secure, domain := cs.isSecure(r), cs.domainFor(r)
+	http.SetCookie(w, cookie(cs.access, "", "/", domain, -1, secure))
+	http.SetCookie(w, cookie(cs.refresh, "", cs.refreshPath, domain, -1, secure))
+	http.SetCookie(w, cookie(cs.hint, "", "/", domain, -1, secure))
 }
 
-func (cs cookieSettings) cookie(name, value, path string, maxAge int, secure bool) *http.Cookie {
+func cookie(name, value, path, domain string, maxAge int, secure bool) *http.Cookie {
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     path,
-		Domain:   cs.domain,
+		Domain:   domain,
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
+}
+
+// domainFor is the Domain= of r's cookies: cookie_domain when it covers the
+// request's host, else none. A browser drops a cookie whose Domain does not
+// cover the host that set it, which would lose the session without a word;
+// a host-only cookie works, and the log names the host once.
+func (cs cookieSettings) domainFor(r *http.Request) string {
+	if cs.domain == "" {
+		return ""
+	}
+	host := requestHostname(r)
+	if domainCovers(cs.domain, host) {
+		return cs.domain
+	}
+	cs.uncovered.warn(host)
+	return ""
+}
+
+// domainCovers reports whether a host may set a cookie with Domain=domain
+// (RFC 6265 §5.1.3): the same name, or a name under it that is not an IP
+// address. Both are in lower case.
+func domainCovers(domain, host string) bool {
+	if host == domain {
+		return true
+	}
+	under := len(host) > len(domain) && host[len(host)-len(domain)-1] == '.' && strings.HasSuffix(host, domain)
+	return under && net.ParseIP(host) == nil
+}
+
+// requestHostname is the request's host without port or IPv6 brackets, in
+// lower case.
+func requestHostname(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+}
+
+// maxWarnedHosts bounds the hosts named in cookie_domain warnings: Host is
+// the client's to choose, so a stream of made-up ones must neither grow
+// memory nor flood the log.
+const maxWarnedHosts = 64
+
+// hostWarnings names in the log, once each, the hosts cookie_domain does
+// not cover, up to maxWarnedHosts of them.
+type hostWarnings struct {
+	logger *zap.Logger
+	domain string
+	mu     sync.Mutex
+	hosts  map[string]struct{}
+}
+
+func newHostWarnings(logger *zap.Logger, domain string) *hostWarnings {
+	return &hostWarnings{logger: logger, domain: domain, hosts: make(map[string]struct{})}
+}
+
+func (hw *hostWarnings) warn(host string) {
+	if hw == nil {
+		return
+	}
+	if len(host) > 253 { // no host name is longer
+		host = host[:253]
+	}
+	hw.mu.Lock()
+	_, seen := hw.hosts[host]
+	full := len(hw.hosts) >= maxWarnedHosts
+	if !seen && !full {
+		hw.hosts[host] = struct{}{}
+	}
+	last := !seen && !full && len(hw.hosts) == maxWarnedHosts
+	hw.mu.Unlock()
+	if seen || full {
+		return
+	}
+	fields := []zap.Field{zap.String("host", host), zap.String("cookie_domain", hw.domain)}
+	if last {
+		fields = append(fields, zap.String("note", fmt.Sprintf("%d hosts named; further ones are not", maxWarnedHosts)))
+	}
+	hw.logger.Warn("cookie_domain does not cover this host: its session cookies go out host-only", fields...)
 }
 
 // validCookieName reports whether name is an RFC 6265 token.

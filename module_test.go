@@ -66,6 +66,13 @@ func site(t *testing.T, body string) string {
 // siteWithGlobal is site with more global options (servers { … }, say).
 func siteWithGlobal(t *testing.T, global, body string) string {
 	t.Helper()
+	return siteForHost(t, global, "localhost", body)
+}
+
+// siteForHost is siteWithGlobal for a site address's host ("" serves every
+// Host a request names); the base URL still dials localhost.
+func siteForHost(t *testing.T, global, host, body string) string {
+	t.Helper()
 	if err := os.MkdirAll(caddy.AppDataDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +88,10 @@ func siteWithGlobal(t *testing.T, global, body string) string {
 	storage file_system %s
 %s
 }
-http://localhost:%d {
+http://%s:%d {
 %s
 }
-`, adminPort(), port, caddyStorage(), global, port, body)
+`, adminPort(), port, caddyStorage(), global, host, port, body)
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
 	tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {

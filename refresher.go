@@ -69,7 +69,9 @@ type RefresherConfig struct {
 	SecureCookies string `json:"secure_cookies,omitempty"`
 
 	// Domain= of every cookie the refresher sets or clears, so that sibling
-	// sites (app.example.com, docs.example.com) share a session.
+	// sites (app.example.com, docs.example.com) share a session. On a host
+	// it does not cover, the cookies go out host-only (a browser would drop
+	// them) and the log warns once for that host.
 	// Default: none (host-only cookies)
 	CookieDomain string `json:"cookie_domain,omitempty"`
 }
@@ -124,6 +126,9 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 	}
 	if cookies.domain, err = checkCookieDomain(rc.CookieDomain); err != nil {
 		return nil, err
+	}
+	if cookies.domain != "" {
+		cookies.uncovered = newHostWarnings(logger, cookies.domain)
 	}
 	cookies.fallbackTTL = time.Duration(rc.RefreshTTL)
 	if cookies.fallbackTTL == 0 {
