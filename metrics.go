@@ -23,7 +23,7 @@ var (
 		Namespace: "caddy",
 		Subsystem: "session_gate",
 		Name:      "refreshes_total",
-		Help:      "Answers of the internal refresher, by outcome.",
+		Help:      "Answers of the internal refresher, each counted once, by outcome.",
 	}, []string{"outcome"})
 )
 
@@ -39,7 +39,8 @@ var (
 	}
 	countPublic = verdictsTotal.WithLabelValues("public")
 
-	countRefreshOK          = refreshesTotal.WithLabelValues("ok")
+	countRefreshOK          = refreshesTotal.WithLabelValues("ok")        // rotated, or within the reuse grace
+	countRefreshRerotated   = refreshesTotal.WithLabelValues("rerotated") // a lost reply's token rotated again
 	countRefreshRefused     = refreshesTotal.WithLabelValues("refused")
 	countRefreshUnavailable = refreshesTotal.WithLabelValues("store_unavailable")
 	countSessionStarted     = refreshesTotal.WithLabelValues("session_started")

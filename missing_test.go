@@ -7,15 +7,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// caddy_session_gate_refreshes_total counts each outcome of the refresher.
+// caddy_session_gate_refreshes_total counts each answer of the refresher
+// once, under its outcome; a lost reply's token rotated again is
+// "rerotated", not "ok".
 func TestMetricsCountRefreshes(t *testing.T) {
-	base := site(t, refresherSite(issueBackend(t), "store memory"))
-	outcomes := []string{"ok", "refused", "session_started", "signed_out", "store_unavailable"}
+	advance := fakeClock(t)
+	base := site(t, refresherSite(issueBackend(t), "store memory\nreuse_grace 1s"))
+	outcomes := []string{"ok", "rerotated", "refused", "session_started", "signed_out", "store_unavailable"}
 	before := map[string]float64{}
 	for _, o := range outcomes {
 		before[o] = testutil.ToFloat64(refreshesTotal.WithLabelValues(o))
@@ -25,9 +29,13 @@ func TestMetricsCountRefreshes(t *testing.T) {
 	postRefresh(t, base, "not-a-token")                       // refused
 	postRefresh(t, base, "")                                  // refused
 	got, c2 := postRefresh(t, base, c["sRefreshToken"].Value) // ok
-	wantRotated(t, "second refresh", got, c2)
+	_, r2 := wantRotated(t, "second refresh", got, c2)
+	postRefresh(t, base, r2)            // ok; its reply is lost
+	advance(2 * time.Second)            // past the grace
+	got, c3 := postRefresh(t, base, r2) // rerotated
+	wantRotated(t, "the lost reply's token again", got, c3)
 	do(t, withCookie(asAPI(newRequest(t, "POST", base+"/signout", nil)), "sAccessToken", access)) // signed_out
-	for o, want := range map[string]float64{"ok": 2, "refused": 2, "session_started": 1, "signed_out": 1, "store_unavailable": 0} {
+	for o, want := range map[string]float64{"ok": 3, "rerotated": 1, "refused": 2, "session_started": 1, "signed_out": 1, "store_unavailable": 0} {
 		if got := testutil.ToFloat64(refreshesTotal.WithLabelValues(o)) - before[o]; got != want {
 			t.Errorf("%s: counted %v, want %v", o, got, want)
 		}

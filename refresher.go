@@ -254,7 +254,11 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error 
 		rf.cookies.clear(w, r)
 		return writeUnauthorized(w, "refresh token not accepted", bodyUnauthorised)
 	}
-	countRefreshOK.Inc()
+	if tokens.Outcome == refresh.Rerotated {
+		countRefreshRerotated.Inc()
+	} else {
+		countRefreshOK.Inc()
+	}
 	rf.cookies.set(w, r, tokens)
 	return writeJSON(w, http.StatusOK, bodyOK)
 }

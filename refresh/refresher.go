@@ -107,6 +107,10 @@ type Tokens struct {
 	RefreshExpires time.Time
 	// SessionID is the "sid" claim.
 	SessionID string
+	// Outcome says how a Refresh went: Rotated, Grace, or Rerotated (the
+	// reply that carried the previous successor was lost). Start leaves it
+	// Unknown.
+	Outcome Outcome
 }
 
 // NewRefresher checks cfg and fills in its defaults.
@@ -242,7 +246,7 @@ func (r *Refresher) Refresh(ctx context.Context, refreshToken string) (Tokens, e
 		if err != nil {
 			return Tokens{}, err
 		}
-		t := Tokens{Access: access, AccessExpires: accessExp, RefreshExpires: s.Expires, SessionID: id}
+		t := Tokens{Access: access, AccessExpires: accessExp, RefreshExpires: s.Expires, SessionID: id, Outcome: o}
 		if o != Grace {
 			t.Refresh = next
 		}

@@ -286,13 +286,19 @@ func TestRefreshLostReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost, err := r.Refresh(ctx, start.Refresh)
-	if err != nil || lost.Refresh == "" {
+	if err != nil || lost.Refresh == "" || lost.Outcome != Rotated {
 		t.Fatalf("first refresh: %+v, %v", lost, err)
+	}
+	if grace, err := r.Refresh(ctx, start.Refresh); err != nil || grace.Outcome != Grace {
+		t.Fatalf("the old token within the grace: %+v, %v", grace, err)
 	}
 	clock.Advance(DefaultReuseGrace + time.Second)
 	again, err := r.Refresh(ctx, start.Refresh)
 	if err != nil || again.Refresh == "" || again.Refresh == lost.Refresh || again.Refresh == start.Refresh {
 		t.Fatalf("the old token after a lost reply: %+v, %v; want a new refresh token", again, err)
+	}
+	if again.Outcome != Rerotated {
+		t.Errorf("the old token after a lost reply: outcome %v, want rerotated (the root counts it)", again.Outcome)
 	}
 	if c := parseAccess(t, again.Access, clock); c["sub"] != "alice" || c["sid"] != start.SessionID {
 		t.Fatalf("access token after the re-rotation: %v", c)
