@@ -1,6 +1,8 @@
 package sessiongate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"net/http"
 	"net/url"
@@ -190,4 +192,13 @@ func (g *Gate) serveInterstitial(w http.ResponseWriter, r *http.Request, res ses
 	}
 	setChallenge(w.Header(), res.Reason)
 	return g.page.Serve(w, data, acceptsGzip(r))
+}
+
+// fingerprint is a short, non-reversible name for a token, for logs.
+func fingerprint(token string) string {
+	if token == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
 }

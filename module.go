@@ -6,8 +6,6 @@ package sessiongate
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,9 +27,6 @@ import (
 func init() {
 	caddy.RegisterModule(Gate{})
 }
-
-// reasonRevoked is why a valid token of a revoked session is refused.
-const reasonRevoked = "session revoked"
 
 // testClock, when set, is the clock of the gates provisioned from then on;
 // tests set it before loading a config to move a gate's time instead of
@@ -487,43 +482,6 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 }
 
-// judge finds the request's access token and verifies it. Several copies of
-// the cookie (left by an old deployment with another Domain or Path) are all
-// verified, and the best verdict counts. The refresh hint is found in the
-// same pass over the cookies.
-func (g *Gate) judge(r *http.Request) session.Result {
-	var buf [2]string
-	tokens, hint := g.source.TokensAndCookie(r, buf[:0], g.RefreshHintCookie)
-	if len(tokens) > 0 {
-		best := g.verifyLive(tokens[0])
-		for _, t := range tokens[1:] {
-			if best.Verdict == session.Valid {
-				break
-			}
-			if res := g.verifyLive(t); session.Better(res.Verdict, best.Verdict) {
-				best = res
-			}
-		}
-		return best
-	}
-	if hint {
-		return session.Result{Verdict: session.Expired, Reason: "no access token; a refresh token exists"}
-	}
-	return session.Result{Verdict: session.Missing, Reason: "no access token"}
-}
-
-// verifyLive verifies a token and refuses, as expired, a valid one whose
-// session was revoked (docs/behaviour.md, "Instant revocation"): the refresh
-// then fails and the person goes to login. A valid request costs the cache
-// lookup and one set lookup.
-func (g *Gate) verifyLive(token string) session.Result {
-	res := g.verify(token)
-	if res.Verdict == session.Valid && g.revoked != nil && res.SessionID != "" && g.revoked.has(res.SessionID) {
-		return session.Result{Verdict: session.Expired, Subject: res.Subject, SessionID: res.SessionID, Reason: reasonRevoked}
-	}
-	return res
-}
-
 func (g *Gate) isPublic(r *http.Request) bool {
 	if g.login.isLoginPage(exactPath(r.URL)) {
 		return true
@@ -565,15 +523,6 @@ func (g *Gate) logDenial(r *http.Request, res session.Result) {
 		zap.String("token_fp", fingerprint(g.source.Token(r))),
 		zap.String("path", r.URL.Path),
 	)
-}
-
-// fingerprint is a short, non-reversible name for a token, for logs.
-func fingerprint(token string) string {
-	if token == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:6])
 }
 
 // Interface guards
