@@ -280,7 +280,7 @@ func cmdToken(fl caddycmd.Flags) error {
 	}
 	tok, err := signer.Sign(claims)
 	if err != nil {
-		return fmt.Errorf("signing the token: %v", err)
+		return fmt.Errorf("signing the token: %w", err)
 	}
 	fmt.Println(tok)
 	return nil
@@ -321,7 +321,7 @@ func (g *Gate) tokenSigner() (*refresh.Signer, error) {
 	if g.Refresher != nil {
 		s, _, err := g.Refresher.newSigner(keys)
 		if err != nil {
-			return nil, fmt.Errorf("session_gate: refresher: %v", err)
+			return nil, fmt.Errorf("session_gate: refresher: %w", err)
 		}
 		return s, nil
 	}
@@ -351,14 +351,14 @@ func cmdInspect(fl caddycmd.Flags) error {
 	}
 	if g.Refresher != nil {
 		if _, keys, err = g.Refresher.newSigner(keys); err != nil {
-			return fmt.Errorf("session_gate: refresher: %v", err)
+			return fmt.Errorf("session_gate: refresher: %w", err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	v, err := session.NewVerifier(ctx, keys)
 	if err != nil {
-		return fmt.Errorf("session_gate: %v", err)
+		return fmt.Errorf("session_gate: %w", err)
 	}
 	printTokenParts(os.Stdout, tok)
 	res := v.Verify(tok)
@@ -375,7 +375,7 @@ func readTokenArg(arg string) (string, error) {
 	if arg == "-" {
 		line, err := bufio.NewReader(io.LimitReader(os.Stdin, 64<<10)).ReadString('\n')
 		if err != nil && err != io.EOF {
-			return "", fmt.Errorf("reading the token from stdin: %v", err)
+			return "", fmt.Errorf("reading the token from stdin: %w", err)
 		}
 		tok = line
 	}
@@ -459,15 +459,15 @@ func gateFromFlags(fl caddycmd.Flags) (*Gate, error) {
 	}
 	gates, err := findGates(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %v", configFile, err)
+		return nil, fmt.Errorf("reading %s: %w", configFile, err)
 	}
 	found, err := pickGate(gates, fl.String("site"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", configFile, err)
+		return nil, fmt.Errorf("%s: %w", configFile, err)
 	}
 	g := new(Gate)
 	if err := json.Unmarshal(found.raw, g); err != nil {
-		return nil, fmt.Errorf("%s: session_gate: %v", configFile, err)
+		return nil, fmt.Errorf("%s: session_gate: %w", configFile, err)
 	}
 	g.setDefaults()
 	return g, nil
@@ -611,7 +611,7 @@ func cmdSessionsList(fl caddycmd.Flags) error {
 	}
 	body, err := adminCall(fl, http.MethodGet, adminSessionsPath+"?sub="+url.QueryEscape(sub))
 	if err != nil {
-		return fmt.Errorf("listing the sessions of %q: %v", sub, err)
+		return fmt.Errorf("listing the sessions of %q: %w", sub, err)
 	}
 	if fl.Bool("json") {
 		fmt.Print(string(body))
@@ -619,7 +619,7 @@ func cmdSessionsList(fl caddycmd.Flags) error {
 	}
 	var list []sessionJSON
 	if err := json.Unmarshal(body, &list); err != nil {
-		return fmt.Errorf("the admin API's answer is not a session list: %v", err)
+		return fmt.Errorf("the admin API's answer is not a session list: %w", err)
 	}
 	if len(list) == 0 {
 		fmt.Printf("%s has no live sessions\n", sub)
@@ -641,19 +641,19 @@ func cmdSessionsRevoke(fl caddycmd.Flags) error {
 		return errors.New("give exactly one of --sid <session-id> (one session) or --sub <user> (all of the user's sessions)")
 	case sid != "":
 		if _, err := adminCall(fl, http.MethodDelete, adminSessionsPath+"/"+url.PathEscape(sid)); err != nil {
-			return fmt.Errorf("revoking session %s: %v", sid, err)
+			return fmt.Errorf("revoking session %s: %w", sid, err)
 		}
 		fmt.Printf("revoked session %s\n", sid)
 	default:
 		body, err := adminCall(fl, http.MethodDelete, adminSessionsPath+"?sub="+url.QueryEscape(sub))
 		if err != nil {
-			return fmt.Errorf("revoking the sessions of %q: %v", sub, err)
+			return fmt.Errorf("revoking the sessions of %q: %w", sub, err)
 		}
 		var n struct {
 			Revoked int `json:"revoked"`
 		}
 		if err := json.Unmarshal(body, &n); err != nil {
-			return fmt.Errorf("the admin API's answer is not a count: %v", err)
+			return fmt.Errorf("the admin API's answer is not a count: %w", err)
 		}
 		fmt.Printf("revoked %d session(s) of %s\n", n.Revoked, sub)
 	}
@@ -666,12 +666,12 @@ func cmdSessionsRevoke(fl caddycmd.Flags) error {
 func adminCall(fl caddycmd.Flags, method, uri string) ([]byte, error) {
 	addr, err := adminAddress(fl)
 	if err != nil {
-		return nil, fmt.Errorf("finding the admin API: %v", err)
+		return nil, fmt.Errorf("finding the admin API: %w", err)
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, nil)
 	if err != nil {
 		if strings.Contains(err.Error(), "performing request") {
-			return nil, fmt.Errorf("%v: is Caddy running with its admin API at %s? Use --address, or --config with the running config, to name another", err, addr)
+			return nil, fmt.Errorf("%w: is Caddy running with its admin API at %s? Use --address, or --config with the running config, to name another", err, addr)
 		}
 		return nil, plainAdminError(err)
 	}

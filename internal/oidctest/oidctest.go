@@ -67,7 +67,7 @@ func binary(tb testing.TB) string {
 		cmd.Env = append(os.Environ(), "GOBIN="+built.dir)
 		began := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go install %s: %v\n%s", Package, err, out)
+			built.err = fmt.Errorf("go install %s: %w\n%s", Package, err, out)
 			return
 		}
 		built.bin = filepath.Join(built.dir, "server")
