@@ -110,6 +110,7 @@ func claimMeets(res *session.Result, req ClaimRequirement) bool {
 // serveForbidden answers a valid session that an authorize block refused:
 // a page for a person, SuperTokens' JSON for a program.
 func (g *Gate) serveForbidden(w http.ResponseWriter, r *http.Request) error {
+	countForbidden.Inc()
 	if !isNavigation(r) {
 		return writeJSON(w, http.StatusForbidden, bodyInvalidClaim)
 	}

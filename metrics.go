@@ -17,7 +17,7 @@ var (
 		Namespace: "caddy",
 		Subsystem: "session_gate",
 		Name:      "requests_total",
-		Help:      "Requests seen by session_gate, by verdict on their access token (public: not checked).",
+		Help:      "Requests seen by session_gate, by verdict on their access token (public: not checked; forbidden: valid, refused by authorize).",
 	}, []string{"verdict"})
 	refreshesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy",
@@ -37,7 +37,8 @@ var (
 
 		session.KeysUnavailable: verdictsTotal.WithLabelValues("keys_unavailable"),
 	}
-	countPublic = verdictsTotal.WithLabelValues("public")
+	countPublic    = verdictsTotal.WithLabelValues("public")
+	countForbidden = verdictsTotal.WithLabelValues("forbidden") // valid, but an authorize block refused it
 
 	countRefreshOK          = refreshesTotal.WithLabelValues("ok")        // rotated, or within the reuse grace
 	countRefreshRerotated   = refreshesTotal.WithLabelValues("rerotated") // a lost reply's token rotated again

@@ -452,16 +452,17 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	res := g.judge(r)
-	countVerdict[res.Verdict].Inc()
 	if res.Verdict == session.Valid {
 		publishUser(r, &res) // first, so that the access log of a 403 names the user
 		if !g.authorized(r, &res) {
 			g.logDenial(r, session.Result{Verdict: res.Verdict, Reason: "authorize refused the claims"})
 			return g.serveForbidden(w, r)
 		}
+		countVerdict[session.Valid].Inc() // after authorize: a refused token counts as forbidden
 		g.setClaimHeaders(r, &res)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
+	countVerdict[res.Verdict].Inc()
 	if (res.Verdict == session.Missing || res.Verdict == session.Invalid) && g.isOptional(r) {
 		publishAnonymous(r)
 		return next.ServeHTTP(g.watchIssue(w, r), r)

@@ -681,25 +681,41 @@ func TestAcceptsGzip(t *testing.T) {
 	}
 }
 
+// requests_total counts each request once, under its verdict; a valid token
+// that an authorize block refuses is "forbidden", not "valid".
 func TestMetricsCountVerdicts(t *testing.T) {
-	base := site(t, gateBlock)
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		authorize /admin/* {
+			role admin
+		}
+	}
+	respond "hello"
+`)
 	before := map[string]float64{}
-	for _, v := range []string{"valid", "expired", "missing", "invalid"} {
+	for _, v := range []string{"valid", "expired", "missing", "invalid", "forbidden"} {
 		before[v] = testutil.ToFloat64(verdictsTotal.WithLabelValues(v))
 	}
-	send := func(cookie string) {
-		req := asAPI(newRequest(t, "GET", base+"/", nil))
+	send := func(path, cookie string, want int) {
+		req := asAPI(newRequest(t, "GET", base+path, nil))
 		if cookie != "" {
 			withCookie(req, "sAccessToken", cookie)
 		}
-		do(t, req)
+		if got := do(t, req); got.status != want {
+			t.Errorf("%s: %d %q, want %d", path, got.status, got.body, want)
+		}
 	}
-	send(token(t, validClaims()))
-	send(token(t, validClaims()))
-	send(token(t, expiredClaims()))
-	send("")
-	send("garbage")
-	for v, want := range map[string]float64{"valid": 2, "expired": 1, "missing": 1, "invalid": 1} {
+	user := token(t, jwt.MapClaims{"sub": "bob", "role": "user", "exp": time.Now().Add(time.Hour).Unix()})
+	send("/", token(t, validClaims()), 200)
+	send("/admin/x", token(t, validClaims()), 200)
+	send("/", user, 200)
+	send("/admin/x", user, 403)
+	send("/admin/y", user, 403)
+	send("/", token(t, expiredClaims()), 401)
+	send("/", "", 401)
+	send("/", "garbage", 401)
+	for v, want := range map[string]float64{"valid": 3, "forbidden": 2, "expired": 1, "missing": 1, "invalid": 1} {
 		if got := testutil.ToFloat64(verdictsTotal.WithLabelValues(v)) - before[v]; got != want {
 			t.Errorf("%s: counted %v, want %v", v, got, want)
 		}
