@@ -1,7 +1,9 @@
 package sessiongate
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"maps"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/session-gate/session_gate/interstitial"
 	"github.com/session-gate/session_gate/session"
@@ -201,4 +205,14 @@ func fingerprint(token string) string {
 	}
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:6])
+}
+
+// newNonce makes a page's CSP nonce: 144 random bits, in base64url (no "+",
+// which html/template would write as "&#43;" in an attribute).
+func newNonce() (string, error) {
+	var raw [18]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }

@@ -1,8 +1,6 @@
 package sessiongate
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"html"
 	"net/http"
@@ -148,11 +146,10 @@ func newForbiddenPage(signoutPath, loginOrigin string) *forbiddenPage {
 }
 
 func (p *forbiddenPage) serve(w http.ResponseWriter, r *http.Request) error {
-	var raw [18]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+	nonce, err := newNonce()
+	if err != nil {
+		return err
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(raw[:])
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -63,6 +63,7 @@ func init() {
 //			store          memory | bolt [<file>] | redis <url> [<key-prefix>]
 //			issue_header   <name>
 //			jwks_path      <path>
+//			sessions_path  <path>
 //			secure_cookies on|off|auto
 //			cookie_domain  <domain>
 //		}
@@ -106,6 +107,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	}
 	if refresh, signout := cmp.Or(g.RefreshPath, DefaultRefreshPath), cmp.Or(g.SignoutPath, DefaultSignoutPath); refresh == signout {
 		return nil, d.Errf("session_gate: refresh_path and signout_path must differ (both are %s)", refresh)
+	}
+	if err := g.checkSessionsPath(); err != nil {
+		return nil, d.Errf("session_gate: refresher: %v", err)
 	}
 	return g, nil
 }
@@ -315,6 +319,10 @@ func (rc *RefresherConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "jwks_path":
 			if err := oneChecked(d, refresherPrefix, &rc.JWKSPath, checkSitePath); err != nil {
+				return err
+			}
+		case "sessions_path":
+			if err := oneChecked(d, refresherPrefix, &rc.SessionsPath, checkSessionsPathForm); err != nil {
 				return err
 			}
 		case "store":

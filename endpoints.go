@@ -110,6 +110,13 @@ func endpointRefusal(r *http.Request) int {
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed
 	}
+	return crossSiteRefusal(r)
+}
+
+// crossSiteRefusal is 403 for a request that a browser marks as coming
+// from another site (Sec-Fetch-Site, or an Origin that is not this site's),
+// else 0: the rule of every endpoint that changes a session.
+func crossSiteRefusal(r *http.Request) int {
 	site := r.Header.Get("Sec-Fetch-Site")
 	switch site {
 	case "cross-site", "same-site":

@@ -385,6 +385,9 @@ func (g *Gate) Validate() error {
 				return fmt.Errorf("session_gate: refresher: jwks_path: %w", err)
 			}
 		}
+		if err := g.checkSessionsPath(); err != nil {
+			return fmt.Errorf("session_gate: refresher: %w", err)
+		}
 	}
 	return nil
 }
@@ -442,6 +445,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.serveSignout(w, r, next)
 	case g.refresher != nil && g.refresher.jwksPath != "" && path == g.refresher.jwksPath:
 		return g.refresher.serveJWKS(w, r)
+	case g.refresher != nil && g.refresher.isSessionsPath(path):
+		return g.serveSessions(w, r, path)
 	}
 	if g.isPassingPreflight(r) {
 		return next.ServeHTTP(w, r)
@@ -467,6 +472,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		publishAnonymous(r)
 		return next.ServeHTTP(g.watchIssue(w, r), r)
 	}
+	return g.answerUnusable(w, r, res)
+}
+
+// answerUnusable answers a request whose session is not valid, as
+// docs/behaviour.md ("Verdicts") says: the interstitial or a 401 for an
+// expired one, login or a 401 without one, a 503 while keys load.
+func (g *Gate) answerUnusable(w http.ResponseWriter, r *http.Request, res session.Result) error {
 	g.logDenial(r, res)
 	nav := isNavigation(r)
 	switch {

@@ -74,6 +74,12 @@ type RefresherConfig struct {
 	// them) and the log warns once for that host.
 	// Default: none (host-only cookies)
 	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// Path where a signed-in person sees their own sessions ("your
+	// devices") and ends them: a JSON list for an API call, an HTML page
+	// for a navigation, POST sid=<sid> or others=1 to sign out, DELETE
+	// <path>/<sid> for one. Default: none (off)
+	SessionsPath string `json:"sessions_path,omitempty"`
 }
 
 // DefaultRefreshCookie names the refresh token cookie. The TTL defaults are
@@ -92,7 +98,10 @@ type refresher struct {
 	signer   *refresh.Signer
 	cookies  cookieSettings
 	jwksPath string // where the public key is published; "" when it is not
-	logger   *zap.Logger
+	// sessionsPath is where a person sees and ends their own sessions; ""
+	// when it is off.
+	sessionsPath string
+	logger       *zap.Logger
 
 	// revoked holds the sessions revoked while their access tokens may be
 	// unexpired, fed by the store from every Caddy that shares it.
@@ -161,7 +170,8 @@ func (rc *RefresherConfig) provision(signer *refresh.Signer, set refresherSettin
 		accessTTL = refresh.DefaultAccessTTL
 	}
 	rf := &refresher{
-		core: core, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, logger: logger,
+		core: core, storeKey: storeKey, signer: signer, cookies: cookies, jwksPath: rc.JWKSPath, sessionsPath: rc.SessionsPath,
+		logger:  logger,
 		revoked: newRevokedSessions(accessTTL, set.leeway, set.now),
 	}
 	rf.watch()
