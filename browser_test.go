@@ -551,6 +551,27 @@ func testInternalRefresherLoginToSignout(t *testing.T, browser context.Context) 
 	})
 }
 
+// browserSignIn is a device: a tab in a profile of its own, whose browser
+// says userAgent ("": Chromium's own), signed in as alice through
+// aliceLogin from /account, where it is left. Its requests are recorded.
+func browserSignIn(t *testing.T, browser context.Context, base, name, userAgent string) (context.Context, *browsertest.Requests) {
+	t.Helper()
+	tab := browsertest.NewTab(t, browsertest.NewProfile(t, browser))
+	if userAgent != "" {
+		if _, err := chromedp.Call(tab, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: userAgent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := browsertest.RecordRequests(t, tab)
+	browsertest.Open(t, tab, base+"/account")
+	browsertest.WaitJS(t, tab, where, "/login?redirectToPath=%2Faccount Please sign in")
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("signin"))); err != nil {
+		t.Fatalf("%s: sign in: %v", name, err)
+	}
+	browsertest.WaitJS(t, tab, where, "/account Hello, Alice (alice)")
+	return tab, reqs
+}
+
 // Sessions for operators: a person signed in on two devices (two browser
 // contexts) signs out everywhere on one, whose access token has expired
 // meanwhile: the sign-out gets the interstitial, which refreshes and sends
@@ -575,19 +596,8 @@ func testSignOutEverywhere(t *testing.T, browser context.Context) {
 			HTML 200
 	}
 `)
-	signIn := func(name string) (context.Context, *browsertest.Requests) {
-		tab := browsertest.NewTab(t, browsertest.NewProfile(t, browser))
-		reqs := browsertest.RecordRequests(t, tab)
-		browsertest.Open(t, tab, base+"/account")
-		browsertest.WaitJS(t, tab, where, "/login?redirectToPath=%2Faccount Please sign in")
-		if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("signin"))); err != nil {
-			t.Fatalf("%s: sign in: %v", name, err)
-		}
-		browsertest.WaitJS(t, tab, where, "/account Hello, Alice (alice)")
-		return tab, reqs
-	}
-	laptop, laptopReqs := signIn("laptop")
-	phone, phoneReqs := signIn("phone")
+	laptop, laptopReqs := browserSignIn(t, browser, base, "laptop", "")
+	phone, phoneReqs := browserSignIn(t, browser, base, "phone", "")
 	phoneAccess := cookies(t, phone, base)["sAccessToken"]
 	claims := hsClaims(t, phoneAccess)
 	if exp, _ := claims.GetExpirationTime(); exp == nil || time.Until(exp.Time) < 5*time.Minute {

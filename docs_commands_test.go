@@ -3,7 +3,8 @@ package sessiongate
 // The operator commands that README.md and docs/ print, run by bash as
 // printed against a running Caddy (the built binary). What cannot be
 // literal on a page is filled in: <sid> is a live session's id, <token> an
-// expired token of the gate, `caddy` is the built binary, the admin address
+// expired token of the gate, $TOKEN the access token of a live session,
+// `caddy` is the built binary, the admin address
 // localhost:2019 is the instance's (CADDY_ADMIN, which Caddy's commands
 // read as their default, and in the curl lines), https://example.com/ is the
 // instance's site. xcaddy.md's commands are make xcaddy-check's.
@@ -23,7 +24,8 @@ import (
 )
 
 // operatorCommands are the lines of the ```sh blocks in README.md and
-// docs/*.md that name session-gate: the commands an operator copies.
+// docs/*.md that name session-gate or the sessions_path /account/sessions:
+// the commands an operator copies. A line that is all comment is left out.
 func operatorCommands(t *testing.T) []string {
 	t.Helper()
 	pages, err := filepath.Glob(filepath.Join("docs", "*.md"))
@@ -37,11 +39,13 @@ func operatorCommands(t *testing.T) []string {
 			t.Fatal(err)
 		}
 		for _, block := range regexp.MustCompile("(?ms)^```sh\n(.*?)^```").FindAllStringSubmatch(string(text), -1) {
-			if !strings.Contains(block[1], "session-gate") {
+			if !strings.Contains(block[1], "session-gate") && !strings.Contains(block[1], "/account/sessions") {
 				continue
 			}
 			for _, l := range strings.Split(strings.TrimSpace(block[1]), "\n") {
-				lines = append(lines, l)
+				if !strings.HasPrefix(l, "#") {
+					lines = append(lines, l)
+				}
 			}
 		}
 	}
@@ -60,6 +64,7 @@ func TestOperatorCommandsAsPrinted(t *testing.T) {
 		refresher {
 			store bolt `+filepath.Join(t.TempDir(), "sessions.db")+`
 			refresh_ttl 1h
+			sessions_path /account/sessions
 		}
 	}
 	handle /login {
@@ -77,7 +82,7 @@ func TestOperatorCommandsAsPrinted(t *testing.T) {
 
 	// run runs one line as printed, but for the fill-ins, in the directory of
 	// the instance's Caddyfile (the pages' --config Caddyfile).
-	run := func(line, sid string) cliResult {
+	run := func(line, sid, access string) cliResult {
 		t.Helper()
 		filled := strings.NewReplacer("<sid>", sid, "<token>", expired, "localhost:2019", inst.adminAddr(),
 			"https://example.com/", inst.base()+"/").Replace(line)
@@ -85,7 +90,8 @@ func TestOperatorCommandsAsPrinted(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", "-c", filled)
 		cmd.Dir = filepath.Dir(inst.config)
-		cmd.Env = append(inst.caddyCommand(ctx).Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "CADDY_ADMIN="+inst.adminAddr())
+		cmd.Env = append(inst.caddyCommand(ctx).Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "CADDY_ADMIN="+inst.adminAddr(),
+			"TOKEN="+access)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -104,8 +110,12 @@ func TestOperatorCommandsAsPrinted(t *testing.T) {
 		for len(liveSIDs()) < 2 {
 			startAs(t, inst.base(), "alice")
 		}
+		var access string
+		if strings.Contains(line, "$TOKEN") {
+			access, _ = startAs(t, inst.base(), "alice") // a session of its own
+		}
 		live := liveSIDs()
-		res := run(line, live[0])
+		res := run(line, live[0], access)
 		failed := func(format string, args ...any) {
 			t.Helper()
 			t.Errorf("%s\n\texit %d, stdout %q, stderr %q: %s", line, res.code, res.stdout, res.stderr, fmt.Sprintf(format, args...))
@@ -141,6 +151,21 @@ func TestOperatorCommandsAsPrinted(t *testing.T) {
 			if res.code != 1 || !strings.Contains(res.stdout, `"sub": "alice"`) ||
 				!strings.Contains(res.stdout, "verdict: expired\nreason: token expired\n") {
 				failed("want the claims, then verdict expired, reason token expired")
+			}
+		case strings.HasPrefix(line, "curl -b sAccessToken=$TOKEN https://example.com/account/sessions"):
+			var own ownSessions
+			if res.code != 0 || json.Unmarshal([]byte(res.stdout), &own) != nil || len(own.Sessions) != len(live) ||
+				!slices.ContainsFunc(own.Sessions, func(s ownSessionJSON) bool { return s.Current && s.SID == sidOf(t, access) }) {
+				failed("want the %d live sessions, $TOKEN's current", len(live))
+			}
+		case strings.HasPrefix(line, `curl -b sAccessToken=$TOKEN -H 'Content-Type: application/json' -d '{"others":true}'`):
+			if want := fmt.Sprintf(`{"revoked":%d}`, len(live)-1); res.code != 0 || res.stdout != want ||
+				!slices.Equal(liveSIDs(), []string{sidOf(t, access)}) {
+				failed("want %s and only $TOKEN's session left", want)
+			}
+		case strings.HasPrefix(line, "curl -b sAccessToken=$TOKEN -X DELETE https://example.com/account/sessions/<sid>"):
+			if res.code != 0 || res.stdout != "" || slices.Contains(liveSIDs(), live[0]) {
+				failed("want %s revoked with an empty 204", live[0])
 			}
 		default:
 			t.Errorf("%s: a command this test does not know; give it a check", line)

@@ -8,15 +8,17 @@
 // violation;
 // [Open] starts a navigation without waiting for it; [WaitJS] polls a
 // JavaScript expression; [RecordRequests] keeps a log of a tab's HTTP
-// exchanges.
+// exchanges; [Screenshot] captures a page in light or dark.
 //
 // When Chromium is missing the test is skipped, or failed when the
 // environment says CI=true: a CI run must not pass without its browser tests.
 package browsertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image/png"
 	"net/url"
 	"os"
 	"strings"
@@ -308,4 +310,34 @@ func AdvanceTime(t testing.TB, tab context.Context, d time.Duration) {
 	case <-tab.Done():
 		t.Fatalf("the tab ended before %v of page time passed", d)
 	}
+}
+
+// Screenshot shows the tab's page with prefers-color-scheme set to scheme
+// ("light" or "dark") and returns a PNG of it, once the page background is
+// the one that scheme should give (CSS rgb(), as getComputedStyle writes
+// it). It fails the test when the captured background is not light (for
+// "light") or dark (for "dark"): the page did not follow the scheme.
+func Screenshot(t testing.TB, tab context.Context, scheme, background string) []byte {
+	t.Helper()
+	if _, err := chromedp.Call(tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	WaitJS(t, tab, "getComputedStyle(document.body).backgroundColor", background)
+	shot, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, g, b, _ := img.At(4, 4).RGBA() // the page background
+	lum := (299*r + 587*g + 114*b) / 1000 >> 8
+	t.Logf("%s: %dx%d, %d bytes, background luminance %d", scheme, img.Bounds().Dx(), img.Bounds().Dy(), len(shot), lum)
+	if scheme == "light" && lum < 200 || scheme == "dark" && lum > 50 {
+		t.Errorf("%s scheme has background luminance %d", scheme, lum)
+	}
+	return shot
 }
