@@ -235,7 +235,8 @@ func TestRevocationReachesAnotherCaddy(t *testing.T) {
 	backend := issueBackend(t)
 	body := refresherSite(backend, `
 			store redis `+redis.URL()+`
-			refresh_ttl 1h`)
+			refresh_ttl 1h
+			sessions_path `+sessionsPath)
 	a := runCaddy(t, "A", body)
 	b := runCaddy(t, "B", body)
 
@@ -274,6 +275,21 @@ func TestRevocationReachesAnotherCaddy(t *testing.T) {
 		}
 	})
 	t.Logf("sign-out on A refused by B after %v", delay.Round(time.Microsecond))
+
+	// Your devices: signed in from Firefox on A and from an iPhone on B, both
+	// listed on B from the shared store; the iPhone signed out from
+	// Firefox on A is refused by B.
+	firefox, _ := signIn(t, a.base(), "alice", firefoxLinux)
+	iphone, _ := signIn(t, b.base(), "alice", safariIPhone)
+	if got := devicesOf(listOwn(t, b.base(), firefox)); !slices.Equal(got, []string{"Safari on iPhone/false", "Firefox on Linux/true"}) {
+		t.Fatalf("alice's devices listed on B: %v", got)
+	}
+	delay = refusedOnB("your devices", iphone, func() {
+		if got, _ := deleteOwn(t, a.base(), firefox, sidOf(t, iphone)); got.status != 204 {
+			t.Fatalf("DELETE of the iPhone's session on A: %d %q", got.status, got.body)
+		}
+	})
+	t.Logf("the iPhone signed out from Firefox on A refused by B after %v", delay.Round(time.Microsecond))
 }
 
 // TestAdminAPIAcrossStores: two gates on one bolt file and a third on a

@@ -268,6 +268,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// The session refreshed during the failover.
 	probe := startTopologySession(t, "probe", b)
 	probe.refreshOn(t, a)
+	// A session whose device is known.
+	phone, _ := signIn(t, a.base(), "alice", safariIPhone)
 
 	// Replication is asynchronous: wait until the replica has everything the
 	// primary had (no write comes in between), so that losing the primary
@@ -346,6 +348,20 @@ func TestRedisSentinelFailover(t *testing.T) {
 	wantRefused(t, "stale token after the failover", got, c)
 	got, c = postRefresh(t, b.base(), theft.refresh)
 	wantRefused(t, "newest token of the revoked session after the failover", got, c)
+	// The session records came across: the phone's device, created and
+	// last seen, as the admin API of B shows them.
+	var found bool
+	for _, s := range listSessions(t, b, "alice") {
+		if s.SID == sidOf(t, phone) {
+			found = true
+			if s.Device != "Safari on iPhone" || s.Created.IsZero() || !s.LastSeen.Equal(s.Created) {
+				t.Errorf("the phone's session after the failover: %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Error("the phone's session is not listed after the failover")
+	}
 	// New sessions start and move as before.
 	y := startTopologySession(t, "after the failover", b)
 	y.refreshOn(t, a)
