@@ -50,6 +50,7 @@ func init() {
 //		claim_header  <claim> <Header-Name>
 //		optional      <path-pattern>...
 //		cors_preflight pass|gate
+//		stream_max_age <duration>
 //		refresh_upstream <upstream>... {
 //			<reverse_proxy subdirectives>
 //		}
@@ -210,6 +211,8 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		return manyArgs(d, &g.Optional)
 	case "cors_preflight":
 		return g.parseCORSPreflight(d)
+	case "stream_max_age":
+		return durationArg(d, &g.StreamMaxAge)
 	case "refresher":
 		if g.Refresher != nil {
 			return d.Errf("session_gate: refresher already specified")

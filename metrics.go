@@ -10,7 +10,7 @@ import (
 )
 
 // Counters of what the gate decided. Labels are bounded (verdicts, refresh
-// outcomes), never a user or an address. The collectors live for the
+// outcomes, reasons), never a user or an address. The collectors live for the
 // process; every config load registers them again in its own registry.
 var (
 	verdictsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -25,6 +25,12 @@ var (
 		Name:      "refreshes_total",
 		Help:      "Answers of the internal refresher, each counted once, by outcome.",
 	}, []string{"outcome"})
+	streamsClosedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "session_gate",
+		Name:      "streams_closed_total",
+		Help:      "Live connections (WebSockets, streamed responses) closed by session_gate, by reason (revoked, max_age).",
+	}, []string{"reason"})
 )
 
 // Children resolved once, so that counting costs one atomic add.
@@ -54,7 +60,7 @@ func registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{verdictsTotal, refreshesTotal} {
+	for _, c := range []prometheus.Collector{verdictsTotal, refreshesTotal, streamsClosedTotal} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

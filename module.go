@@ -167,6 +167,13 @@ type Gate struct {
 	// the default. Default: 10000
 	TokenCache int `json:"token_cache,omitempty"`
 
+	// Closes a live connection that passed on a valid token (a WebSocket
+	// after its upgrade, a response still being written) at this age,
+	// counted from the upgrade or the response's first flush; useful
+	// without a refresher, whose revocations close them anyway. 0 leaves
+	// them open. Default: 0 (off)
+	StreamMaxAge caddy.Duration `json:"stream_max_age,omitempty"`
+
 	source      session.Source
 	verify      func(token string) session.Result // the cache's Verify, or the verifier's with token_cache off
 	cache       *session.Cache
@@ -188,6 +195,9 @@ type Gate struct {
 	preflightPasses bool
 	authorize       []authorizeRule
 	forbidden       *forbiddenPage
+
+	// streams.go
+	streamMaxAge time.Duration // stream_max_age; 0: off
 }
 
 // PublicKeyFile names a PEM public key and the key id it is bound to.
@@ -220,6 +230,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.now = clockForGate()
 	g.setDefaults()
+	g.streamMaxAge = time.Duration(g.StreamMaxAge)
 	if err := registerMetrics(ctx); err != nil {
 		return fmt.Errorf("session_gate: metrics: %w", err)
 	}
@@ -368,6 +379,9 @@ func (g *Gate) Validate() error {
 	if g.RefreshPath == g.SignoutPath {
 		return fmt.Errorf("session_gate: refresh_path and signout_path must differ")
 	}
+	if g.StreamMaxAge < 0 {
+		return fmt.Errorf("session_gate: stream_max_age %v must not be negative", time.Duration(g.StreamMaxAge))
+	}
 	if err := checkLoginURL(g.LoginURL); err != nil {
 		return fmt.Errorf("session_gate: login_url: %w", err)
 	}
@@ -465,7 +479,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		}
 		countVerdict[session.Valid].Inc() // after authorize: a refused token counts as forbidden
 		g.setClaimHeaders(r, &res)
-		return next.ServeHTTP(g.watchIssue(w, r), r)
+		return g.passSession(w, r, next, res.SessionID)
 	}
 	countVerdict[res.Verdict].Inc()
 	if (res.Verdict == session.Missing || res.Verdict == session.Invalid) && g.isOptional(r) {

@@ -66,6 +66,9 @@ func (s *revokedSessions) add(sid string, until time.Time) {
 	if sid == "" {
 		return
 	}
+	// Once the set has it (deferred calls run last first): a stream that
+	// registers meanwhile finds the session revoked there (streams.go).
+	defer liveStreams.closeSession(sid)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
