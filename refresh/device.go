@@ -23,10 +23,9 @@ const (
 // "" when the header names nothing the parser knows.
 //
 // The parser is github.com/mileusna/useragent: a pure function with no
-// start-up cost or table held in memory, which tells iPhone from iPad and
-// names non-browser clients, where the alternatives compared
-// (docs/behaviour.md, "Your devices") built a trie or compiled hundreds of
-// regular expressions at start.
+// start-up cost and no table held in memory, which tells an iPhone from an
+// iPad and names clients that are not browsers. It runs once per sign-in
+// (docs/behaviour.md, "Session records").
 func DeviceName(userAgent string) string {
 	if len(userAgent) > maxUserAgent {
 		userAgent = userAgent[:maxUserAgent]
