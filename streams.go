@@ -21,9 +21,9 @@ import (
 // revoked, and at stream_max_age.
 //
 // Nothing is registered up front: a request only carries a liveTicket in its
-// writer, and becomes a liveStream at the first sign that it lives on, the
-// hijack of its connection or the first flush of its response. A request
-// that does neither costs nothing more than the ticket's fields.
+// writer (within the watcher's one allocation), and becomes a liveStream at
+// the first sign that it lives on, the hijack of its connection or the first
+// flush of its response. A request that does neither costs nothing more.
 
 // Why the gate closed a live connection: the label of
 // caddy_session_gate_streams_closed_total.
@@ -182,7 +182,7 @@ type liveStream struct {
 	closed  atomic.Bool        // the gate closed it; read by every write
 
 	mu     sync.Mutex
-	w      http.ResponseWriter // the writer below the gate's, until a hijack
+	w      http.ResponseWriter // the server's own writer (serverWriter), until a hijack
 	conn   *liveConn           // the hijacked connection
 	timer  *time.Timer         // stream_max_age
 	ended  bool                // nothing left to close: the response ended or the connection was closed
