@@ -40,3 +40,32 @@ func BenchmarkRevoke(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRefreshParallel is refreshes under load: many people refreshing
+// their own sessions at once (RunParallel with 16 goroutines a core), as
+// the soak makes them. On bolt each rotation is a synced write: the figure
+// is how many the store commits per second, not one rotation's cost.
+func BenchmarkRefreshParallel(b *testing.B) {
+	for _, mk := range storeMakers() {
+		b.Run(mk.name, func(b *testing.B) {
+			ctx := context.Background()
+			clock := newTestClock()
+			r := newTestRefresher(b, mk.open(b), clock)
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				tk, err := r.Start(ctx, "bench", map[string]any{"role": "user"}, "")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for pb.Next() {
+					if tk, err = r.Refresh(ctx, tk.Refresh); err != nil || tk.Refresh == "" {
+						b.Errorf("refresh: %+v %v", tk, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

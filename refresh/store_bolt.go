@@ -53,6 +53,7 @@ type BoltStore struct {
 	stop   chan struct{} // closed by Close: the sweeper stops
 	done   chan struct{} // closed when the sweeper has stopped
 	feed   localFeed     // revocations made through this store, told to its watchers
+	writes boltGroup     // sessions' writes, committed in groups
 }
 
 // OpenBoltStore opens (creating it and its directory when needed) the bbolt
@@ -164,7 +165,7 @@ func (b *BoltStore) Create(_ context.Context, s *Session) error {
 	if err != nil {
 		return err // claims that do not marshal: the caller's mistake, not an outage
 	}
-	return storeUnavailable("create", db.Update(func(tx *bolt.Tx) error {
+	return storeUnavailable("create", b.writes.update(db, func(tx *bolt.Tx) error {
 		if err := tx.Bucket(boltSessions).Put([]byte(s.ID), v); err != nil {
 			return err
 		}
@@ -176,10 +177,11 @@ func (b *BoltStore) Create(_ context.Context, s *Session) error {
 }
 
 // Rotate implements Store. It first decides in a read-only transaction,
-// which needs no fsync: only when the decision writes does it take the
-// writer lock and decide again there, and that second decision is the one
-// that counts. Concurrent presentations of one token thus cost a single
-// write (the rotation); the others are answered from a snapshot.
+// which needs no fsync: only when the decision writes does it join a write
+// transaction (shared with other writes: boltGroup) and decide again there,
+// and that second decision is the one that counts. Concurrent presentations
+// of one token thus cost a single write (the rotation); the others are
+// answered from a snapshot, or see the rotation in the shared transaction.
 func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome, error) {
 	db, err := b.open()
 	if err != nil {
@@ -235,7 +237,7 @@ func (b *BoltStore) Rotate(_ context.Context, r RotateRequest) (Session, Outcome
 	if !write {
 		return out, o, nil
 	}
-	if err := db.Update(decide); err != nil {
+	if err := b.writes.update(db, decide); err != nil {
 		return Session{}, Unknown, storeUnavailable("rotate", err)
 	}
 	if o == Reused {
@@ -286,7 +288,7 @@ func (b *BoltStore) RevokeSession(_ context.Context, id string) (bool, error) {
 		found bool
 		revs  []revocation
 	)
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = b.writes.update(db, func(tx *bolt.Tx) error {
 		found, revs = false, nil
 		bk := tx.Bucket(boltSessions)
 		v := bk.Get([]byte(id))
@@ -369,7 +371,7 @@ func (b *BoltStore) RevokeSubject(_ context.Context, subject string, now time.Ti
 		n    int
 		revs []revocation
 	)
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = b.writes.update(db, func(tx *bolt.Tx) error {
 		n, revs = 0, nil
 		var revoke []Session
 		err := b.eachOfSubject(tx, subject, func(s Session) error {
