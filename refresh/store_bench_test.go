@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // BenchmarkRevoke measures one sign-out: the store's revocation, and with
@@ -66,6 +67,44 @@ func BenchmarkRefreshParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkRevokeSubject is "sign out everywhere" for a user with 1,000
+// sessions: the store's revocations, and telling a watcher of each (the
+// feed a gate's revoked set listens to). It must cost O(n), not O(n²).
+func BenchmarkRevokeSubject(b *testing.B) {
+	const n = 1000
+	for _, mk := range storeMakers() {
+		b.Run(mk.name, func(b *testing.B) {
+			ctx := context.Background()
+			st := mk.open(b)
+			now := newTestClock().Now()
+			told := make(chan struct{}, 2*n)
+			watchCtx, stop := context.WithCancel(ctx)
+			watching := make(chan struct{})
+			go st.WatchRevocations(watchCtx, func(string, time.Time) { told <- struct{}{} }, func(error) { close(watching) })
+			defer stop()
+			<-watching
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				sub := fmt.Sprintf("bench-%d", i)
+				for j := range n {
+					s := Session{ID: fmt.Sprintf("%s-%d", sub, j), Subject: sub, Created: now, Expires: now.Add(testTTL)}
+					if err := st.Create(ctx, &s); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				if got, err := st.RevokeSubject(ctx, sub, now); err != nil || got != n {
+					b.Fatalf("revoked %d, %v; want %d", got, err, n)
+				}
+				for range n { // every revocation told at least once
+					<-told
+				}
+			}
 		})
 	}
 }

@@ -158,9 +158,10 @@ func (m *MemoryStore) RevokeSubject(_ context.Context, subject string, now time.
 		}
 		if !p.Revoked {
 			p.Revoked = true
-			revs = append(revs, m.recordLocked(revocation{id, now})...)
+			revs = append(revs, revocation{id, now})
 		}
 	}
+	m.recordLocked(revs...)
 	m.mu.Unlock()
 	m.feed.publish(revs)
 	return n, nil
@@ -182,18 +183,24 @@ func (m *MemoryStore) recentRevocations() ([]revocation, error) {
 	return append([]revocation(nil), m.recent...), nil
 }
 
-// recordLocked remembers r for replay, forgetting what is older than
-// RevocationReplay before it, and returns r for publishing.
-func (m *MemoryStore) recordLocked(r revocation) []revocation {
-	m.recent = append(m.recent, r)
+// recordLocked remembers revs for replay, forgetting what is older than
+// RevocationReplay before the newest of them and what is beyond
+// memoryRecentMax, and returns revs for publishing. What is forgotten is cut
+// off the front of the slice, not copied away: append copies only the live
+// part when it next grows the slice, so recording costs O(1) amortised
+// however many are kept.
+func (m *MemoryStore) recordLocked(revs ...revocation) []revocation {
+	if len(revs) == 0 {
+		return nil
+	}
+	m.recent = append(m.recent, revs...)
+	newest := revs[len(revs)-1].at
 	cut := 0
-	for cut < len(m.recent) && (r.at.Sub(m.recent[cut].at) > RevocationReplay || len(m.recent)-cut > memoryRecentMax) {
+	for cut < len(m.recent) && (newest.Sub(m.recent[cut].at) > RevocationReplay || len(m.recent)-cut > memoryRecentMax) {
 		cut++
 	}
-	if cut > 0 {
-		m.recent = append(m.recent[:0], m.recent[cut:]...)
-	}
-	return []revocation{r}
+	m.recent = m.recent[cut:]
+	return revs
 }
 
 // sweep drops sessions that expired before now and returns how many. Create

@@ -408,12 +408,17 @@ func (r *RedisStore) record(ctx context.Context, revs []revocation) {
 	// came after the script's message replays the record only if the record
 	// was there first. Without this, a gate starting up (a reload) between
 	// the two missed the revocation for good. Watchers take a revocation
-	// twice without harm.
-	for _, rv := range revs {
-		if err := r.client.Publish(ctx, k, revocationMessage(rv.id, rv.at)).Err(); err != nil {
-			r.log.Warn("publishing a recorded revocation failed", zap.Error(err))
-			return
+	// twice without harm. One round trip for all of them (a user signed out
+	// everywhere may have hundreds), after the record's: on a Cluster the
+	// two could otherwise reach different nodes in either order.
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, rv := range revs {
+			p.Publish(ctx, k, revocationMessage(rv.id, rv.at))
 		}
+		return nil
+	})
+	if err != nil {
+		r.log.Warn("publishing recorded revocations failed", zap.Int("count", len(revs)), zap.Error(err))
 	}
 }
 
