@@ -44,7 +44,7 @@ func TestBrowserIdentity(t *testing.T) {
 	}
 }
 
-// htmxSite is the README's htmx recipe: a page whose buttons fetch fragments
+// htmxSite is docs/identity.md's htmx recipe: a page whose buttons fetch fragments
 // with htmx, behind a gate that refreshes through auth.
 func htmxSite(t *testing.T, auth *authBackend) string {
 	t.Helper()
@@ -146,7 +146,7 @@ func testHTMXMissingSessionGoesToLogin(t *testing.T, profile context.Context) {
 // with its internal refresher, cookies for the whole of example.test, and a
 // login page on auth.example.test that starts the session (issue_header) and
 // sends the browser back to the absolute URL in redirectToPath. It is the
-// README's "central login" recipe.
+// "central login" recipe of docs/identity.md.
 func loginHostSite(t *testing.T) (appBase, authBase string) {
 	t.Helper()
 	port := freePort(t)

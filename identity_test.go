@@ -77,7 +77,7 @@ func remoteUsers(h http.Header) []string {
 }
 
 // TestClaimHeadersReachTheUpstreamAndSpoofsNever runs the "headers to a
-// backend" recipe of the README. (Caddy 2.11 drops the underscore spellings itself
+// backend" recipe of docs/identity.md. (Caddy 2.11 drops the underscore spellings itself
 // before any handler runs, unless the server's expected_underscore_headers
 // names them: TestFastCGIRemoteUserIsTheClaim covers that case.)
 func TestClaimHeadersReachTheUpstreamAndSpoofsNever(t *testing.T) {
@@ -195,7 +195,7 @@ func fastCGISpoofs(t *testing.T, global, upstream, valid string) {
 }
 
 // TestAuthorizeTable runs every kind of authorize line for a navigation and
-// an API call; it is the README's "per-path roles" recipe.
+// an API call; it is the "per-path roles" recipe of docs/identity.md.
 func TestAuthorizeTable(t *testing.T) {
 	base := site(t, `
 	session_gate {

@@ -26,7 +26,7 @@ type StoreConfig struct {
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
 	// redis: a redis://, rediss:// or unix:// URL (Sentinel and Cluster
-	// take their addresses as query parameters; see the README).
+	// take their addresses as query parameters; see docs/refresher.md).
 	URL string `json:"url,omitempty"`
 	// redis: prefix of every key. Default: session_gate:
 	Prefix string `json:"prefix,omitempty"`

@@ -4,7 +4,7 @@
 // whose gate verifies tokens from a JWKS server the soak runs), drives a
 // mixed load of simulated people against it for a while, injects one fault
 // in the middle, and checks every answer against docs/behaviour.md
-// (the answers the top-level README lists).
+// (the answers the top-level README lists, in full in docs/behaviour.md).
 //
 // Each person has a cookie jar and an expectation model. People browse and
 // call APIs with valid tokens, cross expiry (the interstitial, then the
