@@ -45,7 +45,7 @@ func (g *Gate) serveSignout(w http.ResponseWriter, r *http.Request, next caddyht
 		return refuse(w, status)
 	}
 	if g.refresher == nil {
-		return next.ServeHTTP(g.watchIssue(w, r), r)
+		return g.passOn(w, r, next)
 	}
 	res := g.judge(r)
 	var err error

@@ -2,6 +2,7 @@ package sessiongate
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,9 +21,9 @@ type ClaimHeader struct {
 	// Dotted claim name, as in the {http.auth.user.*} placeholders.
 	Claim string `json:"claim"`
 
-	// Request header that carries the claim's value. Every header a client
-	// sends whose name matches it, ignoring case and treating "_" as "-", is
-	// removed first.
+	// Request header that carries the claim's value. Every header and
+	// trailer a client sends whose name matches it, ignoring case and
+	// treating "_" as "-", is removed first.
 	Header string `json:"header"`
 }
 
@@ -53,6 +54,7 @@ func (g *Gate) provisionIdentity(ctx caddy.Context) error {
 			norm:   norm,
 		})
 	}
+	g.provisionSpoofable()
 	g.optional = caddyhttp.MatchPath(slices.Clone(g.Optional))
 	if len(g.optional) > 0 {
 		if err := g.optional.Provision(ctx); err != nil {
@@ -69,19 +71,105 @@ func (g *Gate) provisionIdentity(ctx caddy.Context) error {
 	return nil
 }
 
-// stripClaimHeaders removes every request header a client could use to pass
-// for a claim header. FastCGI and CGI turn "-" and "_" alike into "_", so
-// "Remote_User" would otherwise reach a PHP backend as REMOTE_USER's twin
+// stripClientHeaders removes every request header, and every request
+// trailer, a client could use to pass for a claim header or for the issue
+// header (which a site that echoes headers, or reads them as the gate's,
+// would take for its own login's). Names match ignoring case and with "_"
+// as "-": FastCGI and CGI turn "-" and "_" alike into "_", so "Remote_User"
+// would otherwise reach a PHP backend as REMOTE_USER's twin
 // HTTP_REMOTE_USER, and spoof a trusted "Remote-User".
-func (g *Gate) stripClaimHeaders(r *http.Request) {
-	if len(g.claimHeaders) == 0 {
+func (g *Gate) stripClientHeaders(r *http.Request) {
+	g.deleteSpoofable(r.Header)
+	if r.Trailer != nil {
+		g.stripTrailers(r)
+	}
+}
+
+// stripTrailers removes the spoofable trailers a request declared and
+// watches its body for the rest: net/http adds every trailer it reads,
+// declared or not, to r.Trailer as the body ends, and reverse_proxy
+// forwards them from there.
+func (g *Gate) stripTrailers(r *http.Request) {
+	g.deleteSpoofable(r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStripper{ReadCloser: r.Body, g: g, trailer: r.Trailer}
+	}
+}
+
+// trailerStripper removes the spoofable trailers from a request's trailer
+// map when its body ends, before whoever reads the body sees them.
+type trailerStripper struct {
+	io.ReadCloser
+	g       *Gate
+	trailer http.Header // the request's own map, which net/http fills
+}
+
+func (ts *trailerStripper) Read(p []byte) (int, error) {
+	n, err := ts.ReadCloser.Read(p)
+	if err == io.EOF {
+		ts.g.deleteSpoofable(ts.trailer)
+	}
+	return n, err
+}
+
+// deleteSpoofable deletes from h every name that matches a claim header or
+// the issue header (provisionSpoofable).
+func (g *Gate) deleteSpoofable(h http.Header) {
+	if len(h) == 0 {
 		return
 	}
-	for name := range r.Header {
-		for i := range g.claimHeaders {
-			if sameHeaderName(name, g.claimHeaders[i].norm) {
-				delete(r.Header, name)
+	for _, name := range g.spoofSpellings {
+		delete(h, name)
+	}
+	if len(g.spoofLong) == 0 {
+		return
+	}
+	for name := range h {
+		for _, norm := range g.spoofLong {
+			if sameHeaderName(name, norm) {
+				delete(h, name)
 				break
+			}
+		}
+	}
+}
+
+// maxSpelledSeparators bounds the names whose every spelling is listed: a
+// name with k "-" has 2^k.
+const maxSpelledSeparators = 5
+
+// provisionSpoofable lists the names deleteSpoofable removes. Every name in
+// a request's headers and trailers is in net/http's canonical form (Go's
+// HTTP/1, HTTP/2 and HTTP/3 servers all canonicalise; a name with a byte
+// that is not a token byte stays as sent, and then cannot match), and a
+// name that matches ignoring case, with "_" as "-", has one canonical
+// spelling per choice of "-" or "_" at each separator: "Remote-User" and
+// "Remote_user". Deleting those is a few map lookups instead of a walk over
+// every header. A name with more separators than maxSpelledSeparators is
+// compared against every header instead.
+func (g *Gate) provisionSpoofable() {
+	norms := []string{normalHeaderName(g.issueHeader)}
+	for _, ch := range g.claimHeaders {
+		norms = append(norms, ch.norm)
+	}
+	for _, norm := range norms {
+		seps := strings.Count(norm, "-")
+		if seps > maxSpelledSeparators {
+			g.spoofLong = append(g.spoofLong, norm)
+			continue
+		}
+		for mask := range 1 << seps {
+			b, i := []byte(norm), 0
+			for j, c := range b {
+				if c == '-' {
+					if mask&(1<<i) != 0 {
+						b[j] = '_'
+					}
+					i++
+				}
+			}
+			if name := http.CanonicalHeaderKey(string(b)); !slices.Contains(g.spoofSpellings, name) {
+				g.spoofSpellings = append(g.spoofSpellings, name)
 			}
 		}
 	}

@@ -9,9 +9,25 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
+// passOn hands the request to the site with its writer watched (watchIssue),
+// and makes sure, once the site is done, that the issue header is not left
+// where net/http would still send it.
+func (g *Gate) passOn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return g.watchIssue(w, r).serve(next, r)
+}
+
+// serve runs the site's handler on the watched writer, then finish.
+func (iw *issueWatcher) serve(next caddyhttp.Handler, r *http.Request) error {
+	err := next.ServeHTTP(iw, r)
+	iw.finish(err)
+	return err
+}
+
 // watchIssue wraps the writer of a request that goes on to the site, so that
-// a response carrying issue_header starts a session (with the internal
-// refresher) and the header itself never reaches the client.
+// the final response carrying issue_header starts a session (with the
+// internal refresher) and the header itself never reaches the client: not
+// on that response, not on a 1xx, not as a trailer. Callers run the site
+// through serve.
 func (g *Gate) watchIssue(w http.ResponseWriter, r *http.Request) *issueWatcher {
 	return &issueWatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, g: g, req: r}
 }
@@ -29,6 +45,7 @@ type issueWatcher struct {
 	req         *http.Request
 	live        liveTicket // for a request that may become a live connection (streams.go)
 	wroteHeader bool
+	hijacked    bool
 	discard     bool // the site's answer was replaced by an error; drop its body
 	tracked     bool // live is in use
 }
@@ -37,14 +54,16 @@ func (iw *issueWatcher) WriteHeader(status int) {
 	if iw.wroteHeader {
 		return
 	}
-	if isFinalStatus(status) {
-		iw.wroteHeader = true
+	if !isFinalStatus(status) {
+		iw.writeInformational(status)
+		return
 	}
+	iw.wroteHeader = true
 	h, name := iw.Header(), iw.g.issueHeader
-	if issue := h.Get(name); issue != "" || len(h.Values(name)) > 0 {
-		h.Del(name)
+	if issue := h[name]; len(issue) > 0 { // name is canonical: no need for Get's canonicalising
+		delete(h, name)
 		if rf := iw.g.refresher; rf != nil {
-			if failed := rf.startSession(iw.ResponseWriter, iw.req, issue); failed != 0 {
+			if failed := rf.startSession(iw.ResponseWriter, iw.req, issue[0]); failed != 0 {
 				iw.discard = true
 				replaceWithError(h)
 				iw.ResponseWriterWrapper.WriteHeader(failed)
@@ -53,6 +72,39 @@ func (iw *issueWatcher) WriteHeader(status int) {
 		}
 	}
 	iw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// writeInformational sends a 1xx (103 Early Hints) without the issue header,
+// and starts no session: cookies on a 1xx are not the answer, and net/http
+// sends a 1xx with everything the header map holds. A header the site set
+// before the 1xx stays in the map, as net/http keeps it, for the final
+// response to decide.
+func (iw *issueWatcher) writeInformational(status int) {
+	h, name := iw.Header(), iw.g.issueHeader
+	held, ok := h[name]
+	if ok {
+		delete(h, name)
+	}
+	iw.ResponseWriterWrapper.WriteHeader(status)
+	if ok {
+		h[name] = held
+	}
+}
+
+// finish runs once the site's handler has returned. net/http then sends, as
+// trailers, what the header map holds under a name the response declared in
+// Trailer or under "Trailer:<name>"; a session never starts from a trailer
+// (its cookies could not go out), so the issue header is dropped in both
+// forms. A handler that wrote nothing and returned no error gets the 200
+// net/http sends for it, decided like any other (err != nil: Caddy's error
+// handling answers, with the header dropped).
+func (iw *issueWatcher) finish(err error) {
+	if !iw.wroteHeader && !iw.hijacked && err == nil {
+		iw.WriteHeader(http.StatusOK)
+	}
+	h := iw.Header()
+	delete(h, iw.g.issueHeader)
+	delete(h, iw.g.issueTrailer)
 }
 
 func (iw *issueWatcher) Write(p []byte) (int, error) {
@@ -117,6 +169,7 @@ func (iw *issueWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	iw.hijacked = true
 	return iw.hijackedLive(conn), brw, nil
 }
 

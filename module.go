@@ -147,8 +147,8 @@ type Gate struct {
 	Authorize []AuthorizeRule `json:"authorize,omitempty"`
 
 	// Claims sent to the next handler as request headers; every spelling of
-	// those headers a client sent is removed first, on every request the
-	// gate sees. Default: none
+	// those headers a client sent, as a header or a trailer, is removed
+	// first, on every request the gate sees. Default: none
 	ClaimHeaders []ClaimHeader `json:"claim_headers,omitempty"`
 
 	// Path patterns where a valid token gives identity but a missing or
@@ -174,23 +174,26 @@ type Gate struct {
 	// them open. Default: 0 (off)
 	StreamMaxAge caddy.Duration `json:"stream_max_age,omitempty"`
 
-	source      session.Source
-	verify      func(token string) session.Result // the cache's Verify, or the verifier's with token_cache off
-	cache       *session.Cache
-	page        *interstitial.Page
-	public      caddyhttp.MatchPath
-	login       login
-	issueHeader string
-	upstream    caddyhttp.MiddlewareHandler
-	refresher   *refresher
-	revoked     *revokedSessions // the refresher's revoked sessions; nil without a refresher
-	now         func() time.Time // the clock of every verdict, rotation and expiry
-	verifier    *session.Verifier
-	cancel      context.CancelFunc
-	logger      *zap.Logger
+	source       session.Source
+	verify       func(token string) session.Result // the cache's Verify, or the verifier's with token_cache off
+	cache        *session.Cache
+	page         *interstitial.Page
+	public       caddyhttp.MatchPath
+	login        login
+	issueHeader  string // canonical
+	issueTrailer string // the issue header as net/http's trailer form, "Trailer:<name>"
+	upstream     caddyhttp.MiddlewareHandler
+	refresher    *refresher
+	revoked      *revokedSessions // the refresher's revoked sessions; nil without a refresher
+	now          func() time.Time // the clock of every verdict, rotation and expiry
+	verifier     *session.Verifier
+	cancel       context.CancelFunc
+	logger       *zap.Logger
 
 	// identity.go and authorize.go
 	claimHeaders    []claimHeader
+	spoofSpellings  []string // every spelling of the claim headers' and the issue header's names
+	spoofLong       []string // normal names with too many spellings to list
 	optional        caddyhttp.MatchPath
 	preflightPasses bool
 	authorize       []authorizeRule
@@ -339,8 +342,9 @@ func (g *Gate) setDefaults() {
 	}
 	g.issueHeader = DefaultIssueHeader
 	if g.Refresher != nil && g.Refresher.IssueHeader != "" {
-		g.issueHeader = g.Refresher.IssueHeader
+		g.issueHeader = http.CanonicalHeaderKey(g.Refresher.IssueHeader)
 	}
+	g.issueTrailer = http.TrailerPrefix + g.issueHeader
 }
 
 // provisionPaths prepares the login targets and the public matcher.
@@ -451,7 +455,7 @@ func (g *Gate) Cleanup() error {
 
 // ServeHTTP classifies the request and either lets it through or answers it.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	g.stripClaimHeaders(r)
+	g.stripClientHeaders(r)
 	switch path := exactPath(r.URL); {
 	case path == g.RefreshPath:
 		return g.serveRefresh(w, r, next)
@@ -467,7 +471,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	if g.isPublic(r) {
 		countPublic.Inc()
-		return next.ServeHTTP(g.watchIssue(w, r), r)
+		return g.passOn(w, r, next)
 	}
 
 	res := g.judge(r)
@@ -484,7 +488,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	countVerdict[res.Verdict].Inc()
 	if (res.Verdict == session.Missing || res.Verdict == session.Invalid) && g.isOptional(r) {
 		publishAnonymous(r)
-		return next.ServeHTTP(g.watchIssue(w, r), r)
+		return g.passOn(w, r, next)
 	}
 	return g.answerUnusable(w, r, res)
 }

@@ -53,8 +53,10 @@ type RefresherConfig struct {
 	Store StoreConfig `json:"store,omitempty"`
 
 	// Response header with which the site starts a session: a JSON object
-	// {"sub":"…","claims":{…}}, names exact and each given once. It is
-	// always removed from the response.
+	// {"sub":"…","claims":{…}}, names exact and each given once. Only the
+	// final response's header starts one; the header never reaches the
+	// client (nor on a 1xx, nor as a trailer), and a client's own request
+	// header or trailer of that name never reaches the site.
 	// Default: Session-Gate-Issue
 	IssueHeader string `json:"issue_header,omitempty"`
 

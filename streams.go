@@ -45,7 +45,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (g *Gate) passSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sid string) error {
 	iw := g.watchIssue(w, r)
 	if sid == "" && g.streamMaxAge == 0 {
-		return next.ServeHTTP(iw, r) // nothing could ever close it
+		return iw.serve(next, r) // nothing could ever close it
 	}
 	iw.tracked, iw.live.sid = true, sid
 	// Deferred: reverse_proxy ends a stream cut short by panicking with
@@ -61,7 +61,7 @@ func (g *Gate) passSession(w http.ResponseWriter, r *http.Request, next caddyhtt
 		r = r.WithContext(ctx)
 		iw.live.stream = &liveStream{sid: sid, cancel: cancel}
 	}
-	return next.ServeHTTP(iw, r)
+	return iw.serve(next, r)
 }
 
 // liveTicket is what the writer of a request that passed on a session

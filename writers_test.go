@@ -17,8 +17,10 @@ import (
 
 // earlySite is a site handler, for these tests only, that sets the issue
 // header and then sends its answer by the way ?via= names: an early flush
-// (through http.ResponseController or http.Flusher), io.Copy (ReadFrom), or
-// a 103 Early Hints first.
+// (through http.ResponseController or http.Flusher), io.Copy (ReadFrom), a
+// 103 Early Hints first, or nothing at all. With ?via=declared-trailer or
+// trailer-prefix it sets the header only as a trailer, after its answer,
+// in either of net/http's ways.
 type earlySite struct{}
 
 func init() {
@@ -34,8 +36,24 @@ func (earlySite) CaddyModule() caddy.ModuleInfo {
 }
 
 func (earlySite) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	switch r.URL.Query().Get("via") {
+	case "declared-trailer":
+		w.Header().Set("Trailer", "Session-Gate-Issue")
+		_, err := io.WriteString(w, "signed in")
+		w.Header().Set("Session-Gate-Issue", defaultIssue)
+		return err
+	case "trailer-prefix":
+		_, err := io.WriteString(w, "signed in")
+		if err == nil {
+			err = http.NewResponseController(w).Flush() // chunked: else net/http sends no trailer
+		}
+		w.Header().Set(http.TrailerPrefix+"Session-Gate-Issue", defaultIssue)
+		return err
+	}
 	w.Header().Set("Session-Gate-Issue", defaultIssue)
 	switch r.URL.Query().Get("via") {
+	case "nothing-written":
+		return nil
 	case "controller-flush":
 		if err := http.NewResponseController(w).Flush(); err != nil {
 			return err
