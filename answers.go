@@ -81,24 +81,30 @@ func writeSeeOther(w http.ResponseWriter, location string) error {
 	return nil
 }
 
-// writeUnauthorized answers an API call whose session is not usable. It is
-// the answer to every expired or forged token, so its headers cost one
+// writeUnauthorized answers an API call whose session is not usable, with
+// status 401 or, for an expired session, session_expired_status. It is the
+// answer to every expired or forged token, so its headers cost one
 // allocation: their values share it, and their names are written in their
 // canonical form, which Header.Set would work out again.
-func writeUnauthorized(w http.ResponseWriter, reason string, body []byte) error {
+func writeUnauthorized(w http.ResponseWriter, status int, reason string, body []byte) error {
 	h := w.Header()
 	vals := make([]string, 3)
 	vals[0], vals[1], vals[2] = bearerChallenge(reason), "no-store", "application/json"
 	h["Www-Authenticate"], h["Cache-Control"], h["Content-Type"] = vals[0:1:1], vals[1:2:2], vals[2:3:3]
-	w.WriteHeader(http.StatusUnauthorized)
+	w.WriteHeader(status)
 	_, err := w.Write(body)
 	return err
 }
 
 // writeUnauthorizedAPI is writeUnauthorized with what htmx needs to act on
 // it: an expired session reloads the page (which brings the interstitial),
-// no session goes to login with the page's own path to come back to.
+// no session goes to login with the page's own path to come back to. htmx
+// acts on these headers whatever the status.
 func (g *Gate) writeUnauthorizedAPI(w http.ResponseWriter, r *http.Request, res session.Result, body []byte) error {
+	status := http.StatusUnauthorized
+	if res.Verdict == session.Expired {
+		status = g.expiredStatus
+	}
 	if isHTMX(r) {
 		if res.Verdict == session.Expired {
 			w.Header().Set("HX-Refresh", "true")
@@ -106,7 +112,13 @@ func (g *Gate) writeUnauthorizedAPI(w http.ResponseWriter, r *http.Request, res 
 			w.Header().Set("HX-Redirect", g.login.target(r, htmxReturnPath(r)))
 		}
 	}
-	return writeUnauthorized(w, res.Reason, body)
+	return writeUnauthorized(w, status, res.Reason, body)
+}
+
+// isClientErrorStatus reports whether status is a 4xx, as
+// session_expired_status must be.
+func isClientErrorStatus(status int) bool {
+	return status >= 400 && status <= 499
 }
 
 // htmxReturnPath is the page an htmx request came from, which HX-Current-URL

@@ -51,6 +51,7 @@ func init() {
 //		optional      <path-pattern>...
 //		cors_preflight pass|gate
 //		stream_max_age <duration>
+//		session_expired_status <code>
 //		refresh_upstream <upstream>... {
 //			<reverse_proxy subdirectives>
 //		}
@@ -213,6 +214,8 @@ func (g *Gate) parseSetting(d *caddyfile.Dispenser) error {
 		return g.parseCORSPreflight(d)
 	case "stream_max_age":
 		return durationArg(d, &g.StreamMaxAge)
+	case "session_expired_status":
+		return g.parseExpiredStatus(d)
 	case "refresher":
 		if g.Refresher != nil {
 			return d.Errf("session_gate: refresher already specified")
@@ -260,6 +263,21 @@ func (g *Gate) parseRefreshUpstream(h httpcaddyfile.Helper, d *caddyfile.Dispens
 		return d.Errf("session_gate: refresh_upstream needs at least one upstream")
 	}
 	g.RefreshUpstreamRaw = caddyconfig.JSONModuleObject(rp, "handler", "reverse_proxy", nil)
+	return nil
+}
+
+// parseExpiredStatus reads session_expired_status: a 4xx, so that the
+// answer still tells the client to act (see Gate.SessionExpiredStatus).
+func (g *Gate) parseExpiredStatus(d *caddyfile.Dispenser) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || !isClientErrorStatus(n) {
+		return d.Errf("session_gate: session_expired_status %q must be a 4xx status code (401 by default; 440 for SuperTokens v3 front ends)", v)
+	}
+	g.SessionExpiredStatus = n
 	return nil
 }
 

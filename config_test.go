@@ -112,6 +112,10 @@ func TestCaddyfileMistakesNameFileAndLine(t *testing.T) {
 		{"refresh_cookie name", "refresher {\nrefresh_cookie a,b <-\n}", `session_gate: refresher: refresh_cookie: "a,b" is not a valid cookie name`},
 		{"issue_header name", "refresher {\nissue_header \"Issue Me\" <-\n}", `session_gate: refresher: issue_header: "Issue Me" is not a valid header name`},
 		{"jwks_path", "refresher {\njwks_path jwks.json <-\n}", `session_gate: refresher: jwks_path: "jwks.json" must be a path starting with /`},
+		{"session_expired_status not a number", "session_expired_status four <-", `session_gate: session_expired_status "four" must be a 4xx status code`},
+		{"session_expired_status 2xx", "session_expired_status 200 <-", `session_gate: session_expired_status "200" must be a 4xx status code`},
+		{"session_expired_status 5xx", "session_expired_status 503 <-", `session_gate: session_expired_status "503" must be a 4xx status code`},
+		{"session_expired_status two", "session_expired_status 440 401 <-", `session_gate: session_expired_status wants exactly one value`},
 	} {
 		// Every body comes after a valid secret, so that only the marked
 		// line is wrong.
@@ -180,6 +184,7 @@ func TestJSONMistakesFailValidate(t *testing.T) {
 		"issue_header": {gate(`"refresher":{"issue_header":"Issue Me","store":{"type":"memory"}}`), `issue_header: "Issue Me" is not a valid header name`},
 		"jwks_path": {gate(`"refresher":{"jwks_path":"jwks.json","private_key":{"file":"` + writePrivateKey(t, key) + `"},"store":{"type":"memory"}}`),
 			`jwks_path: "jwks.json" must be a path starting with /`},
+		"session_expired_status": {gate(`"session_expired_status":302`), `session_expired_status 302 must be a 4xx status code`},
 	} {
 		wantConfigError(t, "JSON "+what, validateJSON(t, c.gate), c.want)
 	}

@@ -7,6 +7,7 @@ package sessiongate
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,8 @@ func TestBrowserIdentity(t *testing.T) {
 		name string
 		run  func(*testing.T, context.Context)
 	}{
-		{"HTMXExpiredTokenReloadsAndRefreshes", testHTMXExpiredTokenReloadsAndRefreshes},
+		{"HTMXExpiredTokenReloadsAndRefreshes", testHTMXExpiredTokenReloadsAndRefreshes(http.StatusUnauthorized)},
+		{"HTMXExpiredTokenReloadsAndRefreshes440", testHTMXExpiredTokenReloadsAndRefreshes(440)},
 		{"HTMXMissingSessionGoesToLogin", testHTMXMissingSessionGoesToLogin},
 		{"LoginOnAnotherHost", testLoginOnAnotherHost},
 		{"ForbiddenPageSignsOut", testForbiddenPageSignsOut},
@@ -45,8 +47,9 @@ func TestBrowserIdentity(t *testing.T) {
 }
 
 // htmxSite is docs/identity.md's htmx recipe: a page whose buttons fetch fragments
-// with htmx, behind a gate that refreshes through auth.
-func htmxSite(t *testing.T, auth *authBackend) string {
+// with htmx, behind a gate that refreshes through auth; more settings of
+// the gate may follow.
+func htmxSite(t *testing.T, auth *authBackend, more ...string) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata", "htmx"))
 	if err != nil {
@@ -57,6 +60,7 @@ func htmxSite(t *testing.T, auth *authBackend) string {
 		secret "`+testSecret+`"
 		refresh_upstream `+strings.TrimPrefix(auth.URL, "http://")+`
 		public /htmx.min.js
+		`+strings.Join(more, "\n")+`
 	}
 `+loginHandle+`
 	handle /htmx.min.js {
@@ -99,27 +103,34 @@ func click(t *testing.T, tab context.Context, id string) {
 }
 
 // An access token that expires while the page is open: htmx's fragment
-// request gets 401 with HX-Refresh, the page reloads into the interstitial,
-// which refreshes and brings the page back; the fragment then loads.
-func testHTMXExpiredTokenReloadsAndRefreshes(t *testing.T, profile context.Context) {
-	auth := newAuthBackend(t, 200, true)
-	base := htmxSite(t, auth)
-	tab := browsertest.NewTab(t, profile)
-	openHTMXPage(t, tab, base, "/inbox?folder=a")
-	setCookie(t, tab, base, "sAccessToken", token(t, expiredClaims()), "/")
-	reqs := browsertest.RecordRequests(t, tab)
+// request gets the expired status (401, or session_expired_status) with
+// HX-Refresh, the page reloads into the interstitial, which refreshes and
+// brings the page back; the fragment then loads.
+func testHTMXExpiredTokenReloadsAndRefreshes(status int) func(*testing.T, context.Context) {
+	return func(t *testing.T, profile context.Context) {
+		var more []string
+		if status != http.StatusUnauthorized {
+			more = append(more, fmt.Sprintf("session_expired_status %d", status))
+		}
+		auth := newAuthBackend(t, 200, true)
+		base := htmxSite(t, auth, more...)
+		tab := browsertest.NewTab(t, profile)
+		openHTMXPage(t, tab, base, "/inbox?folder=a")
+		setCookie(t, tab, base, "sAccessToken", token(t, expiredClaims()), "/")
+		reqs := browsertest.RecordRequests(t, tab)
 
-	click(t, tab, "get")
-	reqs.Wait(t, "GET /fragment 401")
-	reqs.Wait(t, "GET /inbox?folder=a 401") // the reload, answered by the interstitial
-	reqs.Wait(t, "POST /refreshsession 200")
-	reqs.Wait(t, "GET /inbox?folder=a 200")
-	browsertest.WaitJS(t, tab, where, "/inbox?folder=a page for alice")
-	browsertest.WaitJS(t, tab, "typeof htmx", "object")
+		click(t, tab, "get")
+		reqs.Wait(t, fmt.Sprintf("GET /fragment %d", status))
+		reqs.Wait(t, fmt.Sprintf("GET /inbox?folder=a %d", status)) // the reload, answered by the interstitial
+		reqs.Wait(t, "POST /refreshsession 200")
+		reqs.Wait(t, "GET /inbox?folder=a 200")
+		browsertest.WaitJS(t, tab, where, "/inbox?folder=a page for alice")
+		browsertest.WaitJS(t, tab, "typeof htmx", "object")
 
-	click(t, tab, "get")
-	browsertest.WaitJS(t, tab, `document.getElementById("out").textContent`, "fragment for alice")
-	checkRequests(t, reqs, map[string]int{"POST /refreshsession": 1, "GET /fragment 200": 1})
+		click(t, tab, "get")
+		browsertest.WaitJS(t, tab, `document.getElementById("out").textContent`, "fragment for alice")
+		checkRequests(t, reqs, map[string]int{"POST /refreshsession": 1, "GET /fragment 200": 1})
+	}
 }
 
 // No session at all during an hx-post: HX-Redirect takes the page (not the

@@ -167,6 +167,14 @@ type Gate struct {
 	// the default. Default: 10000
 	TokenCache int `json:"token_cache,omitempty"`
 
+	// Status of every answer to an expired session: the API's {"message":
+	// "try refresh token"}, htmx's HX-Refresh answer and the interstitial.
+	// SuperTokens v3 front ends expect 440, newer ones 401. A 4xx: the
+	// answer still says "the client must act" (refresh, then retry); a 2xx
+	// or 3xx would pass for success or a redirect, a 5xx for a server fault
+	// to back off from. Default: 401
+	SessionExpiredStatus int `json:"session_expired_status,omitempty"`
+
 	// Closes a live connection that passed on a valid token (a WebSocket
 	// after its upgrade, a response still being written) at this age,
 	// counted from the upgrade or the response's first flush; useful
@@ -201,6 +209,8 @@ type Gate struct {
 
 	// streams.go
 	streamMaxAge time.Duration // stream_max_age; 0: off
+
+	expiredStatus int // session_expired_status, defaulted
 }
 
 // PublicKeyFile names a PEM public key and the key id it is bound to.
@@ -253,6 +263,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if g.page, err = interstitial.New(g.Interstitial); err != nil {
 		return fmt.Errorf("session_gate: %w", err)
 	}
+	g.page = g.page.WithStatus(g.expiredStatus)
 	if err := g.provisionPaths(ctx); err != nil {
 		return err
 	}
@@ -318,6 +329,7 @@ func (g *Gate) refresherSettings() refresherSettings {
 }
 
 func (g *Gate) setDefaults() {
+	g.expiredStatus = cmp.Or(g.SessionExpiredStatus, http.StatusUnauthorized)
 	if g.Cookie == "" {
 		g.Cookie = DefaultCookie
 	}
@@ -385,6 +397,9 @@ func (g *Gate) Validate() error {
 	}
 	if g.StreamMaxAge < 0 {
 		return fmt.Errorf("session_gate: stream_max_age %v must not be negative", time.Duration(g.StreamMaxAge))
+	}
+	if s := g.SessionExpiredStatus; s != 0 && !isClientErrorStatus(s) {
+		return fmt.Errorf("session_gate: session_expired_status %d must be a 4xx status code", s)
 	}
 	if err := checkLoginURL(g.LoginURL); err != nil {
 		return fmt.Errorf("session_gate: login_url: %w", err)

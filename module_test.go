@@ -742,3 +742,50 @@ func TestSecretPlaceholdersExpandAtProvision(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionExpiredStatus: session_expired_status sets the status of every
+// answer to an expired session, the API's "try refresh token", htmx's
+// HX-Refresh, the interstitial and a sign-out everywhere with an expired
+// token, as SuperTokens v3 front ends expect 440; the bodies and headers
+// stay. Answers to no session, a forged token or a refused refresh stay 401.
+func TestSessionExpiredStatus(t *testing.T) {
+	base := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		session_expired_status 440
+		refresher {
+			store memory
+		}
+	}
+	respond "hello"
+`)
+	expired := token(t, expiredClaims())
+	send := func(req *http.Request, cookie string) reply {
+		if cookie != "" {
+			withCookie(req, "sAccessToken", cookie)
+		}
+		return do(t, req)
+	}
+	htmx := asAPI(newRequest(t, "GET", base+"/fragment", nil))
+	htmx.Header.Set("HX-Request", "true")
+	for _, c := range []struct {
+		what   string
+		got    reply
+		status int
+		body   string // "" when the body is a page
+		header string // a header the answer must carry
+	}{
+		{"expired, api", send(asAPI(newRequest(t, "GET", base+"/x", nil)), expired), 440, `{"message":"try refresh token"}`, "Www-Authenticate"},
+		{"expired, htmx", send(htmx, expired), 440, `{"message":"try refresh token"}`, "Hx-Refresh"},
+		{"expired, navigation", send(asNavigation(newRequest(t, "GET", base+"/x", nil)), expired), 440, "", "Content-Security-Policy"},
+		{"expired, sign-out everywhere", send(asAPI(newRequest(t, "POST", base+"/signout?everywhere=1", nil)), expired), 440, `{"message":"try refresh token"}`, "Www-Authenticate"},
+		{"refresh hint only, api", send(withCookie(asAPI(newRequest(t, "GET", base+"/x", nil)), "sRefreshHint", "1"), ""), 440, `{"message":"try refresh token"}`, "Www-Authenticate"},
+		{"missing, api", send(asAPI(newRequest(t, "GET", base+"/x", nil)), ""), 401, `{"message":"unauthorised"}`, "Www-Authenticate"},
+		{"forged, api", send(asAPI(newRequest(t, "GET", base+"/x", nil)), "garbage"), 401, `{"message":"unauthorised"}`, "Www-Authenticate"},
+		{"refresh refused", send(withCookie(asAPI(newRequest(t, "POST", base+"/refreshsession", nil)), "sRefreshToken", "forged"), ""), 401, `{"message":"unauthorised"}`, "Www-Authenticate"},
+	} {
+		if c.got.status != c.status || (c.body != "" && c.got.body != c.body) || c.got.header.Get(c.header) == "" {
+			t.Errorf("%s: %d %q (%s %q), want %d %q with %s", c.what, c.got.status, c.got.body, c.header, c.got.header.Get(c.header), c.status, c.body, c.header)
+		}
+	}
+}

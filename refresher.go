@@ -253,7 +253,7 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error 
 	if err != nil || c.Value == "" {
 		countRefreshRefused.Inc()
 		rf.cookies.clear(w, r)
-		return writeUnauthorized(w, "no refresh token", bodyUnauthorised)
+		return writeUnauthorized(w, http.StatusUnauthorized, "no refresh token", bodyUnauthorised)
 	}
 	tokens, err := rf.core.Refresh(r.Context(), c.Value)
 	switch {
@@ -264,7 +264,7 @@ func (rf *refresher) serveRefresh(w http.ResponseWriter, r *http.Request) error 
 	case err != nil:
 		countRefreshRefused.Inc()
 		rf.cookies.clear(w, r)
-		return writeUnauthorized(w, "refresh token not accepted", bodyUnauthorised)
+		return writeUnauthorized(w, http.StatusUnauthorized, "refresh token not accepted", bodyUnauthorised)
 	}
 	if tokens.Outcome == refresh.Rerotated {
 		countRefreshRerotated.Inc()

@@ -9,6 +9,7 @@ package interstitial
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
@@ -81,6 +82,18 @@ type Data struct {
 type Page struct {
 	tmpl     *template.Template
 	rendered *otter.Cache[prerenderKey, *prerendered]
+	status   int // 0: 401
+}
+
+// WithStatus returns the page served with status instead of 401 Unauthorized
+// (SuperTokens v3 front ends expect 440 for an expired session). The page
+// and its script do not depend on their own status: the script acts on the
+// refresh endpoint's answer only. The two share their template and
+// pre-rendered pages.
+func (p *Page) WithStatus(status int) *Page {
+	q := *p
+	q.status = status
+	return &q
 }
 
 //go:embed page.html
@@ -165,7 +178,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // ErrNonce is returned by Serve when no random nonce could be made.
 var ErrNonce = errors.New("interstitial: cannot read random bytes for the CSP nonce")
 
-// Serve writes the page with status 401 Unauthorized. It fills d.Nonce with a
+// Serve writes the page with status 401 Unauthorized, or WithStatus's. It fills d.Nonce with a
 // fresh random value (144 bits, base64url) and d.ReturnParam when empty, and sets
 // Content-Type, Cache-Control, X-Content-Type-Options, Referrer-Policy,
 // Content-Security-Policy and Content-Length; headers the caller set before
@@ -224,7 +237,7 @@ func (p *Page) Serve(w http.ResponseWriter, d Data, acceptGzip bool) error {
 	if gzipped {
 		set(7, "Content-Encoding", "gzip")
 	}
-	w.WriteHeader(http.StatusUnauthorized)
+	w.WriteHeader(cmp.Or(p.status, http.StatusUnauthorized))
 	if d.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
 	}

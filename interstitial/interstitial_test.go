@@ -176,6 +176,25 @@ func TestServeHead(t *testing.T) {
 	}
 }
 
+// WithStatus changes the status and nothing else: the same page and
+// headers, and the page it came from keeps 401.
+func TestServeWithStatus(t *testing.T) {
+	p := mustNew(t, "")
+	q := p.WithStatus(440)
+	got, want := serve(t, q, sampleData()), serve(t, p, sampleData())
+	if got.Code != 440 || want.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d and %d, want 440 and 401", got.Code, want.Code)
+	}
+	if got.Body.Len() == 0 || got.Body.Len() != want.Body.Len() {
+		t.Errorf("bodies of %d and %d bytes, want one non-empty length", got.Body.Len(), want.Body.Len())
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Security-Policy", "Content-Length"} {
+		if got.Header().Get(h) == "" || (h != "Content-Security-Policy" && got.Header().Get(h) != want.Header().Get(h)) {
+			t.Errorf("%s: %q with WithStatus, %q without", h, got.Header().Get(h), want.Header().Get(h))
+		}
+	}
+}
+
 func TestServeDefaultsAndNoscript(t *testing.T) {
 	p := mustNew(t, "")
 	d := sampleData()
