@@ -23,6 +23,10 @@ import (
 // html/template may apply leaves both unchanged.
 const nonceSentinel = "SGNONCEsentinel_0123456x"
 
+// nonceStandIn holds the nonce's place in a deflate dictionary: bytes that
+// no match can copy (see prerender).
+var nonceStandIn [len(nonceSentinel)]byte
+
 // maxPrerendered bounds the pre-rendered pages (a few KB each).
 const maxPrerendered = 1024
 
@@ -32,9 +36,10 @@ type prerendered struct {
 	// sizeText and gzSizeText are the Content-Length of each form: a nonce
 	// is always as long as the sentinel, so they are known in advance.
 	sizeText, gzSizeText string
-	// deflated holds each part compressed on its own (no back-reference
-	// leaves a part), so that a gzip stream can be assembled around a new
-	// nonce without compressing anything per response.
+	// deflated holds each part compressed as a continuation of the ones
+	// before (no back-reference reaches the nonce), so that a gzip stream
+	// can be assembled around a new nonce without compressing anything per
+	// response.
 	deflated [][]byte
 	gzSize   int
 }
@@ -68,11 +73,26 @@ func (p *Page) prerender(d Data) (*prerendered, error) {
 	}
 	parts := bytes.Split(buf.Bytes(), []byte(nonceSentinel))
 	pr := &prerendered{parts: parts, size: buf.Len()}
-	for _, part := range parts {
+	// Each part is deflated with the page before it as a preset dictionary,
+	// the nonce's place in it filled with NUL bytes: back-references reach
+	// into earlier parts, so the page compresses almost as if whole (about
+	// 150 bytes smaller, which keeps the built-in page and its headers in
+	// one 4 KB write), and none can reach the nonce, since a match copies
+	// only bytes equal to the part's own and a page holds no NUL. A page
+	// that does is deflated part by part, each on its own.
+	chain := bytes.IndexByte(buf.Bytes(), 0) < 0
+	var dict []byte
+	for i, part := range parts {
+		if chain && i > 0 {
+			dict = append(dict, nonceStandIn[:]...)
+		}
 		var z bytes.Buffer
-		fw, err := flate.NewWriter(&z, flate.BestCompression)
+		fw, err := flate.NewWriterDict(&z, flate.BestCompression, dict)
 		if err != nil {
 			return nil, err
+		}
+		if chain {
+			dict = append(dict, part...)
 		}
 		if _, err := fw.Write(part); err != nil {
 			return nil, err
