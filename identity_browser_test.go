@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
@@ -161,17 +160,7 @@ func testHTMXMissingSessionGoesToLogin(t *testing.T, profile context.Context) {
 func loginHostSite(t *testing.T) (appBase, authBase string) {
 	t.Helper()
 	port := freePort(t)
-	cfg := fmt.Sprintf(`{
-	admin localhost:%d
-	log {
-		level WARN
-	}
-	http_port %d
-	auto_https off
-	persist_config off
-	storage file_system %s
-}
-http://%s:%d, http://%s:%d {
+	cfg := globalOptions(port, "\tauto_https off") + fmt.Sprintf(`http://%s:%d, http://%s:%d {
 	session_gate {
 		secret "%s"
 		login_url http://%s:%d/login
@@ -206,12 +195,8 @@ http://%s:%d, http://%s:%d {
 			HTML 200
 	}
 }
-`, adminPort(), port, caddyStorage(), appHost, port, authHost, port, testSecret, authHost, port, authHost)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
-	tester.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+`, appHost, port, authHost, port, testSecret, authHost, port, authHost)
+	startCaddy(t, cfg)
 	return fmt.Sprintf("http://%s:%d", appHost, port), fmt.Sprintf("http://%s:%d", authHost, port)
 }
 

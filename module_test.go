@@ -63,6 +63,34 @@ func site(t *testing.T, body string) string {
 	return siteWithGlobal(t, "", body)
 }
 
+// globalOptions is the global options block every test Caddy starts with:
+// the tests' admin port, quiet logs, httpPort, nothing persisted, storage in
+// the tests' app data; more options follow.
+func globalOptions(httpPort int, more string) string {
+	return fmt.Sprintf(`{
+	admin localhost:%d
+	log {
+		level WARN
+	}
+	http_port %d
+	persist_config off
+	storage file_system %s
+%s
+}
+`, adminPort(), httpPort, caddyStorage(), more)
+}
+
+// startCaddy loads a Caddyfile into the tests' Caddy and stops the test
+// when it does not load.
+func startCaddy(t *testing.T, cfg string) {
+	t.Helper()
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
+	tester.InitServer(cfg, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 // siteWithGlobal is site with more global options (servers { … }, say).
 func siteWithGlobal(t *testing.T, global, body string) string {
 	t.Helper()
@@ -77,26 +105,7 @@ func siteForHost(t *testing.T, global, host, body string) string {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	cfg := fmt.Sprintf(`{
-	admin localhost:%d
-	log {
-		level WARN
-	}
-	http_port %d
-	auto_https off
-	persist_config off
-	storage file_system %s
-%s
-}
-http://%s:%d {
-%s
-}
-`, adminPort(), port, caddyStorage(), global, host, port, body)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
-	tester.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	startCaddy(t, globalOptions(port, "\tauto_https off\n"+global)+fmt.Sprintf("http://%s:%d {\n%s\n}\n", host, port, body))
 	return fmt.Sprintf("http://localhost:%d", port)
 }
 

@@ -190,17 +190,7 @@ func TestIssueHeaderNeverATrailerNorOn1xx(t *testing.T) {
 // sets it and writes nothing at all gets the 200 net/http sends for it,
 // with the session started and the header gone.
 func TestIssueHeaderFromAHandlerInCaddy(t *testing.T) {
-	base := site(t, `
-	session_gate {
-		secret "`+testSecret+`"
-		refresher {
-			store memory
-		}
-	}
-	route /login {
-		session_gate_test_early_site
-	}
-`)
+	base := site(t, earlySiteConfig)
 	for _, c := range []struct {
 		via, session, body string
 	}{

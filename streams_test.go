@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/quic-go/quic-go/http3"
@@ -364,31 +363,8 @@ func TestLiveConnectionsLeaveNothingBehind(t *testing.T) {
 func tlsSite(t *testing.T, body string) string {
 	t.Helper()
 	port := freePort(t)
-	cfg := fmt.Sprintf(`{
-	admin localhost:%d
-	log {
-		level WARN
-	}
-	http_port %d
-	https_port %d
-	persist_config off
-	storage file_system %s
-	local_certs
-	skip_install_trust
-	servers {
-		protocols h1 h2 h3
-	}
-}
-https://localhost:%d {
-	tls internal
-%s
-}
-`, adminPort(), freePort(t), port, caddyStorage(), port, body)
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort()})
-	tester.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+	more := fmt.Sprintf("\thttps_port %d\n\tlocal_certs\n\tskip_install_trust\n\tservers {\n\t\tprotocols h1 h2 h3\n\t}", port)
+	startCaddy(t, globalOptions(freePort(t), more)+fmt.Sprintf("https://localhost:%d {\n\ttls internal\n%s\n}\n", port, body))
 	base := fmt.Sprintf("https://localhost:%d", port)
 	// The certificate is issued in the background: wait for a handshake.
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -70,13 +70,11 @@ func (earlySite) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	return err
 }
 
-// A site that flushes (or streams, or sends 103) before writing still has
-// its issue header turned into a session, and the header never reaches the
-// client: the watcher decides before anything leaves.
-func TestIssueHeaderDecidedBeforeAnEarlyFlush(t *testing.T) {
-	base := site(t, `
+// earlySiteConfig is a refresher gate whose /login is the test handler
+// session_gate_test_early_site.
+const earlySiteConfig = `
 	session_gate {
-		secret "`+testSecret+`"
+		secret "` + testSecret + `"
 		refresher {
 			store memory
 		}
@@ -84,7 +82,13 @@ func TestIssueHeaderDecidedBeforeAnEarlyFlush(t *testing.T) {
 	route /login {
 		session_gate_test_early_site
 	}
-`)
+`
+
+// A site that flushes (or streams, or sends 103) before writing still has
+// its issue header turned into a session, and the header never reaches the
+// client: the watcher decides before anything leaves.
+func TestIssueHeaderDecidedBeforeAnEarlyFlush(t *testing.T) {
+	base := site(t, earlySiteConfig)
 	for _, via := range []string{"controller-flush", "flusher", "early-hints", "readfrom", "plain"} {
 		t.Run(via, func(t *testing.T) {
 			got := do(t, asNavigation(newRequest(t, "GET", base+"/login?via="+via, nil)))
