@@ -29,9 +29,14 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request, next caddyht
 	case g.refresher != nil:
 		return g.refresher.serveRefresh(w, r)
 	case g.upstream != nil:
-		return g.upstream.ServeHTTP(w, r, next)
+		// The upstream's answer goes to the client as it is, but for the
+		// issue header, which never does.
+		iw := g.watchIssue(w, r)
+		err := g.upstream.ServeHTTP(iw, r, next)
+		iw.finish(err)
+		return err
 	default:
-		return next.ServeHTTP(w, r)
+		return g.passOn(w, r, next)
 	}
 }
 

@@ -482,7 +482,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.serveSessions(w, r, path)
 	}
 	if g.isPassingPreflight(r) {
-		return next.ServeHTTP(w, r)
+		return g.passOn(w, r, next)
 	}
 	if g.isPublic(r) {
 		countPublic.Inc()

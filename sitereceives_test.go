@@ -396,3 +396,52 @@ func TestSpoofableSpellingsMatchTheRule(t *testing.T) {
 		}
 	}
 }
+
+// The issue header never reaches the client on the paths that skip the
+// token check either: a CORS preflight let through by cors_preflight pass,
+// and refresh_path answered by the site's own handler or by refresh_upstream.
+func TestIssueHeaderRemovedOnPassingPaths(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Session-Gate-Issue", `{"sub":"mallory"}`)
+		w.Header().Set("X-Upstream", "yes")
+		_, _ = io.WriteString(w, `{"status":"OK"}`)
+	}))
+	defer upstream.Close()
+	siteSets := `
+	header Session-Gate-Issue "{\"sub\":\"mallory\"}"
+	respond "site"
+`
+	check := func(what string, req *http.Request, mark string) {
+		t.Helper()
+		got := do(t, req)
+		if got.header.Get(mark) == "" || got.status >= 400 {
+			t.Errorf("%s: %d %q without %s: not the answer under test", what, got.status, got.body, mark)
+		}
+		if v := got.header.Values("Session-Gate-Issue"); len(v) != 0 {
+			t.Errorf("%s: the issue header reached the client: %q", what, v)
+		}
+	}
+	refresh := func(base string) *http.Request {
+		req := asAPI(newRequest(t, http.MethodPost, base+"/refreshsession", nil))
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		return req
+	}
+
+	own := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		cors_preflight pass
+	}`+siteSets)
+	preflight := newRequest(t, http.MethodOptions, own+"/api/x", nil)
+	preflight.Header.Set("Origin", "https://app.example")
+	preflight.Header.Set("Access-Control-Request-Method", "POST")
+	check("preflight", preflight, "Server")
+	check("refresh, the site's own", refresh(own), "Server")
+
+	proxied := site(t, `
+	session_gate {
+		secret "`+testSecret+`"
+		refresh_upstream `+strings.TrimPrefix(upstream.URL, "http://")+`
+	}`+siteSets)
+	check("refresh, refresh_upstream's", refresh(proxied), "X-Upstream")
+}
