@@ -74,7 +74,11 @@ func (g *boltGroup) commitNext(db *bolt.DB) {
 	g.mu.Unlock()
 
 	commitBoltGroup(db, group)
+	g.handOff()
+}
 
+// handOff gives the lead to the first write queued, or ends the run.
+func (g *boltGroup) handOff() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.queue) == 0 {
@@ -90,7 +94,7 @@ func (g *boltGroup) commitNext(db *bolt.DB) {
 func commitBoltGroup(db *bolt.DB, group []*boltWrite) {
 	for len(group) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
+		err := boltUpdate(db, func(tx *bolt.Tx) error {
 			for i, w := range group {
 				if err := callBoltWrite(w.fn, tx); err != nil {
 					failed = i
@@ -106,9 +110,21 @@ func commitBoltGroup(db *bolt.DB, group []*boltWrite) {
 			return
 		}
 		w := group[failed]
-		w.done <- db.Update(func(tx *bolt.Tx) error { return callBoltWrite(w.fn, tx) })
+		w.done <- boltUpdate(db, func(tx *bolt.Tx) error { return callBoltWrite(w.fn, tx) })
 		group = slices.Delete(group, failed, failed+1)
 	}
+}
+
+// boltUpdate is db.Update with a panic of bolt's own (a corrupt file can
+// make a commit panic) turned into the group's error: every write of the
+// group is told, and the lead passes on.
+func boltUpdate(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: bolt commit panicked: %v", ErrStoreUnavailable, p)
+		}
+	}()
+	return db.Update(fn)
 }
 
 // callBoltWrite turns a panic into the write's error: the leader runs other

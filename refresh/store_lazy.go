@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -69,16 +70,18 @@ func (l *LazyStore) store(ctx context.Context) (Store, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
+		// The open runs on its own, so that this call too waits only as
+		// long as its context lets it (a Redis dial can take seconds).
 		done := make(chan struct{})
 		l.opening = done
 		l.mu.Unlock()
-		return l.openNow(done)
+		go l.openNow(done)
 	}
 }
 
 // openNow runs one open and publishes its outcome to the calls waiting on
 // done. A store opened after Close is closed at once.
-func (l *LazyStore) openNow(done chan struct{}) (Store, error) {
+func (l *LazyStore) openNow(done chan struct{}) {
 	s, err := l.open()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -86,14 +89,15 @@ func (l *LazyStore) openNow(done chan struct{}) (Store, error) {
 	close(done)
 	switch {
 	case err != nil:
-		l.lastFailed, l.lastErr = l.now(), fmt.Errorf("%w: opening the store: %w", ErrStoreUnavailable, err)
-		return nil, l.lastErr
+		if !errors.Is(err, ErrStoreUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		}
+		l.lastFailed, l.lastErr = l.now(), fmt.Errorf("opening the store: %w", err)
 	case l.closed:
 		_ = s.Close()
-		return nil, storeUnavailable("open", errStoreClosed)
+	default:
+		l.opened.Store(&s)
 	}
-	l.opened.Store(&s)
-	return s, nil
 }
 
 // Create implements Store.

@@ -140,3 +140,21 @@ func TestLazyStoreWatchesOnceOpen(t *testing.T) {
 		}
 	}
 }
+
+// The call that starts an open waits for it only as long as its context
+// lets it, like every other call: a Redis dial that hangs must not hold a
+// request, or a reload waiting for the revocation watch.
+func TestLazyStoreOpenerHonoursItsContext(t *testing.T) {
+	release := make(chan struct{})
+	l := NewLazyStore(func() (Store, error) {
+		<-release
+		return NewMemoryStore(), nil
+	})
+	defer l.Close()
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.RevokeSession(ctx, "s1"); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("with the open hanging and the context done: %v, want ErrStoreUnavailable", err)
+	}
+}
