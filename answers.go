@@ -136,7 +136,7 @@ func htmxReturnPath(r *http.Request) string {
 	return SafeReturnPath(target)
 }
 
-// setChallenge sets the WWW-Authenticate of a 401 whose other headers
+// setChallenge sets the WWW-Authenticate of a 401 (or session_expired_status) whose other headers
 // (Cache-Control among them) its writer sets: the interstitial's.
 func setChallenge(h http.Header, reason string) {
 	h["Www-Authenticate"] = []string{bearerChallenge(reason)}

@@ -71,7 +71,7 @@ func init() {
 //		}
 //	}
 //
-// secret, public_key, jwks, authorize and claim_header may be repeated; at least one key is needed
+// secret, public_key, jwks, algorithms, audience, public, optional, authorize and claim_header may be repeated; at least one key is needed
 // (a refresher's own key counts).
 //
 // Every mistake that needs no file and no network (a short literal secret, an

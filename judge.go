@@ -13,8 +13,8 @@ import (
 const reasonRevoked = "session revoked"
 
 // judge finds the request's access token and verifies it. Several copies of
-// the cookie (left by an old deployment with another Domain or Path) are all
-// verified, and the best verdict counts. The refresh hint is found in the
+// the cookie (left by an old deployment with another Domain or Path) are
+// verified until one is valid, and the best verdict counts. The refresh hint is found in the
 // same pass over the cookies.
 func (g *Gate) judge(r *http.Request) session.Result {
 	var buf [2]string
@@ -38,7 +38,7 @@ func (g *Gate) judge(r *http.Request) session.Result {
 }
 
 // verifyLive verifies a token and refuses, as expired, a valid one whose
-// session was revoked (docs/behaviour.md, "Instant revocation"): the refresh
+// session was revoked (docs/behaviour.md, "Sessions for operators"): the refresh
 // then fails and the person goes to login. A valid request costs the cache
 // lookup and one set lookup.
 func (g *Gate) verifyLive(token string) session.Result {

@@ -80,7 +80,7 @@ type Gate struct {
 	// certificate), each optionally bound to a key id.
 	PublicKeys []PublicKeyFile `json:"public_keys,omitempty"`
 
-	// JWK Sets (an http(s) URL or a file); keys are chosen by "kid". A URL is
+	// JWK Sets (an https URL, http only to localhost, 127.0.0.0/8 or ::1, or a file); keys are chosen by "kid". A URL is
 	// refetched on an unknown kid (at most once per 5 minutes) and every
 	// hour; the last good set is kept when a fetch fails.
 	JWKS []string `json:"jwks,omitempty"`

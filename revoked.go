@@ -7,7 +7,7 @@ import (
 )
 
 // revokedSessions is the set of sessions revoked while access tokens of
-// theirs may still be unexpired (docs/behaviour.md, "Instant revocation").
+// theirs may still be unexpired (docs/behaviour.md, "Sessions for operators").
 // A valid token whose sid is in the set is refused as expired: the refresh
 // that follows fails and the person goes to login.
 //
@@ -16,9 +16,9 @@ import (
 // revoking a user's n sessions costs O(n), not O(n²) as copying the whole
 // set on each write did. An entry is kept until the last access token of
 // its session has expired; writes drop the entries past that point, at most
-// every sweepEvery, so the set holds at most the revocations of one
-// access_ttl and a fraction, each kept no longer than it could matter: no
-// token of a session outlives its entry's time.
+// every sweepEvery, so once further revocations come the set holds at most
+// those of one access_ttl and a fraction: no token of a session outlives its
+// entry's time.
 type revokedSessions struct {
 	sids sync.Map     // sid → time.Time: when its last access token expires
 	size atomic.Int64 // entries in sids; 0 spares has the lookup

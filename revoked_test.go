@@ -124,7 +124,7 @@ func TestSignoutRefusesTheAccessTokenAtOnce(t *testing.T) {
 }
 
 // Revoking a user with many sessions adds each of them to the set: the
-// whole batch must cost O(n), not O(n) per session (issue #19). The has
+// whole batch must cost O(n), not O(n) per session. The has
 // benchmarks are the hot path's lookup, for a sid that is not in a set of
 // 0 and of 1,000 entries, and for one that is.
 func BenchmarkRevokedSessions(b *testing.B) {

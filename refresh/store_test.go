@@ -15,8 +15,9 @@ import (
 
 // storeMaker opens a fresh, empty store for one test and closes it after;
 // pair opens two handles on one fresh store, as two Caddy instances have
-// (Redis); in one process, two configs across a reload share one store
-// (memory, bolt), so both handles are that store.
+// (Redis); in one process, two configs across a reload share one bolt
+// store, so both handles are that store (for memory, too, as a test's
+// convenience: gates never share a memory store).
 type storeMaker struct {
 	name string
 	open func(t testing.TB) Store
